@@ -1,0 +1,170 @@
+"""Configuration classes, read from environment variables.
+
+With nothing set the service runs on SQLite under ``instance/`` and a Celery broker that needs
+no server (kombu's SQLAlchemy transport on a SQLite file).  ``DATABASE_URL`` and ``REDIS_URL``
+move it to PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
+
+DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
+# A valid Fernet key that is public on purpose: development only, refused in production.
+DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalize_database_url(url: str) -> str:
+    # Heroku-style URLs name the old driver; psycopg 3 is the one installed.
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://") :]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
+    if redis_url:
+        broker_url = redis_url
+        result_backend = redis_url
+        transport_options: dict = {"visibility_timeout": 3600}
+    else:
+        broker_url = f"sqla+sqlite:///{instance_dir / 'celery-broker.sqlite'}"
+        result_backend = f"db+sqlite:///{instance_dir / 'celery-results.sqlite'}"
+        transport_options = {"polling_interval": 0.5}
+    return {
+        "broker_url": broker_url,
+        "result_backend": result_backend,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": "short",
+        "task_routes": {
+            "integration.sync": {"queue": "sync"},
+            "integration.*": {"queue": "short"},
+        },
+        "task_time_limit": int(os.environ.get("SYNC_TASK_TIME_LIMIT", "3600")),
+        "task_soft_time_limit": int(os.environ.get("SYNC_TASK_SOFT_TIME_LIMIT", "3300")),
+    }
+
+
+class Config:
+    ENV_NAME = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    # Comma-separated Fernet keys: the first encrypts, every one decrypts (rotation).
+    ENCRYPTION_KEYS = os.environ.get("ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)
+
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'integration_service.sqlite'}")
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+
+    CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
+
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
+    ACCESS_TOKEN_TTL_SECONDS = int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "3600"))
+    JWT_ISSUER = "integration-service"
+
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_INTEGRATION = os.environ.get("RATELIMIT_INTEGRATION", "300/minute")
+    RATELIMIT_ONBOARDING_IP = os.environ.get("RATELIMIT_ONBOARDING_IP", "20/minute")
+    RATELIMIT_ONBOARDING_SITE = os.environ.get("RATELIMIT_ONBOARDING_SITE", "10/minute")
+    RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH", "30/minute")
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+
+    # Outbound calls to customer sites.
+    ALLOW_PRIVATE_TARGETS = _env_bool("ALLOW_PRIVATE_TARGETS", True)
+    WP_CONNECT_TIMEOUT = float(os.environ.get("WP_CONNECT_TIMEOUT", "5"))
+    WP_READ_TIMEOUT = float(os.environ.get("WP_READ_TIMEOUT", "30"))
+    WP_MAX_RETRIES = int(os.environ.get("WP_MAX_RETRIES", "3"))
+    WP_MAX_RESPONSE_BYTES = int(os.environ.get("WP_MAX_RESPONSE_BYTES", str(20 * 1024 * 1024)))
+    WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
+
+    # A running job without a heartbeat for this long is considered dead.
+    SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))
+    WEBHOOK_TOLERANCE_SECONDS = 300
+
+    API_TITLE = "Integration Service"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    PASSWORD_HASH_METHOD = "scrypt"
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-0123456789abcdef0123456789"
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    CELERY = {
+        **Config.CELERY,
+        "broker_url": "memory://",
+        "result_backend": "cache+memory://",
+        "task_always_eager": True,
+        "task_eager_propagates": True,
+    }
+    ALLOW_PRIVATE_TARGETS = True
+    WP_MAX_RETRIES = 2
+    # Cheap hashing keeps the suite fast; production uses werkzeug's scrypt default.
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    ALLOW_PRIVATE_TARGETS = _env_bool("ALLOW_PRIVATE_TARGETS", False)
+
+    @classmethod
+    def validate(cls) -> None:
+        problems = []
+        if cls.SECRET_KEY == DEV_SECRET_KEY or len(cls.SECRET_KEY) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if DEV_ENCRYPTION_KEY in cls.ENCRYPTION_KEYS.split(","):
+            problems.append("ENCRYPTION_KEYS must be set and must not contain the development key")
+        if problems:
+            raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_environment() -> type[Config]:
+    name = os.environ.get("APP_ENV", "development").lower()
+    try:
+        return CONFIGS[name]
+    except KeyError as exc:
+        raise RuntimeError(f"APP_ENV must be one of {sorted(CONFIGS)}, not {name!r}") from exc

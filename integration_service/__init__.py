@@ -1,0 +1,117 @@
+"""Integration Service: connects customers' WordPress sites to the content platform."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, g, request
+
+from .crypto import SecretBox
+from .extensions import db, limiter, migrate, rest_api
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(config: type | str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    from config import CONFIGS, config_from_environment
+
+    if config is None:
+        config = config_from_environment()
+    elif isinstance(config, str):
+        config = CONFIGS[config]
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config)
+    if overrides:
+        app.config.update(overrides)
+    app.url_map.strict_slashes = False
+
+    _configure_logging(app)
+    _ensure_instance_dir(app)
+    app.extensions["secret_box"] = SecretBox(app.config["ENCRYPTION_KEYS"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
+    _register_request_hooks(app)  # before the limiter: limits are keyed by the caller
+    limiter.init_app(app)
+    rest_api.init_app(app)
+
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from .api import register_blueprints
+
+    register_blueprints(app, rest_api)
+
+    from .celery_setup import celery_init_app
+
+    celery_init_app(app)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _ensure_instance_dir(app: Flask) -> None:
+    from config import INSTANCE_DIR
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") or not app.config.get("REDIS_URL"):
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.request_id = getattr(g, "request_id", "-")
+        except RuntimeError:  # outside a request/app context
+            record.request_id = "-"
+        return True
+
+
+def _configure_logging(app: Flask) -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _RequestIdFilter) for h in root.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        handler.addFilter(_RequestIdFilter())
+        root.addHandler(handler)
+    root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+
+
+def _register_request_hooks(app: Flask) -> None:
+    from .auth import load_principal_leniently
+    from .errors import error_response
+
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+
+    @app.before_request
+    def require_json_body():
+        if request.method in ("POST", "PUT", "PATCH") and request.content_length and not request.is_json:
+            return error_response(415, "unsupported_media_type", "Send the request body as application/json.")
+        return None
+
+    app.before_request(load_principal_leniently)
+
+    @app.after_request
+    def add_request_id(response):
+        response.headers["X-Request-ID"] = getattr(g, "request_id", "")
+        return response

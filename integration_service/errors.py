@@ -1,0 +1,189 @@
+"""One error envelope for every error: HTTP errors, validation errors, domain exceptions and
+uncaught exceptions all answer ``{"error": {"code", "message", "details"}, "request_id"}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, jsonify
+from marshmallow import Schema, ValidationError, fields
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "validation_error",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "throttled",
+    501: "platform_not_supported",
+    503: "service_unavailable",
+}
+
+
+class ApiErrorDetailSchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ApiErrorSchema(Schema):
+    """The contract's one error envelope (documents every error response)."""
+
+    error = fields.Nested(ApiErrorDetailSchema, required=True)
+    request_id = fields.String(allow_none=True)
+
+
+class ServiceError(Exception):
+    """A domain error with its HTTP status and contract code."""
+
+    status_code = 400
+    code = "bad_request"
+    message = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class InvalidInput(ServiceError):
+    status_code = 400
+    code = "validation_error"
+    message = "The request is not valid."
+
+
+class NotAuthenticated(ServiceError):
+    status_code = 401
+    code = "not_authenticated"
+    message = "Authentication credentials were not provided or are not valid."
+
+
+class PermissionDenied(ServiceError):
+    status_code = 403
+    code = "permission_denied"
+    message = "You do not have permission to perform this action."
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class PlatformNotSupported(ServiceError):
+    status_code = 501
+    code = "platform_not_supported"
+    message = "This platform does not support that action."
+
+
+class ConnectionFailed(ServiceError):
+    status_code = 400
+    code = "connection_failed"
+    message = "The connection test failed."
+
+
+class QueueUnavailable(ServiceError):
+    status_code = 503
+    code = "queue_unavailable"
+    message = "The job queue is unavailable; try again shortly."
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "error": {"code": code, "message": message, "details": details or {}},
+        "request_id": getattr(g, "request_id", None),
+    }
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    response = jsonify(error_body(code, message, details))
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _validation_details(messages: Any) -> dict[str, Any]:
+    if isinstance(messages, dict):
+        # webargs nests messages under the location ("json", "query"); clients want fields.
+        if set(messages) <= {"json", "query", "form", "headers", "files", "view_args"}:
+            merged: dict[str, Any] = {}
+            for location_messages in messages.values():
+                if isinstance(location_messages, dict):
+                    merged.update(location_messages)
+                else:
+                    merged.setdefault("_schema", location_messages)
+            return merged
+        return messages
+    return {"_schema": messages}
+
+
+def handle_service_error(exc: ServiceError):
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+def handle_validation_error(exc: ValidationError):
+    return error_response(400, "validation_error", "The request is not valid.", _validation_details(exc.messages))
+
+
+def handle_http_exception(exc: HTTPException):
+    status = exc.code or 500
+    code = HTTP_CODES.get(status, "error")
+    details: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    message = exc.description or exc.name
+    if status in (400, 422):
+        # flask-smorest/webargs put marshmallow messages on the exception.
+        messages = getattr(exc, "data", {}).get("messages") if getattr(exc, "data", None) else None
+        if messages is None and getattr(exc, "exc", None) is not None:
+            messages = getattr(exc.exc, "messages", None)
+        if messages:
+            details = _validation_details(messages)
+            message = "The request is not valid."
+        status = 400
+    if status == 405 and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    if status == 429:
+        message = "Too many requests; slow down."
+        retry_after = None
+        try:
+            retry_after = exc.get_response().headers.get("Retry-After")
+        except Exception:  # noqa: BLE001 - the limiter's response may not be built yet
+            retry_after = None
+        headers["Retry-After"] = retry_after or "60"
+    return error_response(status, code, message, details, headers)
+
+
+def handle_unexpected_error(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    logger.exception("unhandled error (request_id=%s)", getattr(g, "request_id", None))
+    return error_response(500, "internal_error", "An internal error occurred.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ServiceError, handle_service_error)
+    app.register_error_handler(ValidationError, handle_validation_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,227 @@
+"""Database models.  Secrets (site API keys, integration credentials) are stored encrypted."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import JSON
+
+from .crypto import EncryptedJSON, EncryptedText
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value is not None and dialect.name == "sqlite":
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+JSONDict = MutableDict.as_mutable(JSON)
+
+
+class Role(enum.IntEnum):
+    viewer = 1
+    editor = 2
+    admin = 3
+    owner = 4
+
+
+ROLE_NAMES = [role.name for role in Role]
+PLATFORM_TYPES = {"wordpress": "cms", "shopify": "ecommerce", "custom": "custom_api"}
+SYNC_STATUSES = ["idle", "pending", "syncing", "success", "failed"]
+JOB_STATUSES = ["queued", "running", "success", "partial", "failed"]
+ACTIVE_JOB_STATUSES = ("queued", "running")
+SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
+CONTENT_STATUSES = ["draft", "review", "published"]
+CONTENT_SOURCES = ["platform", "wordpress"]
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class Account(TimestampMixin, db.Model):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default="active", nullable=False)
+
+    users = relationship("User", back_populates="account", cascade="all, delete-orphan")
+    sites = relationship("Site", back_populates="account", cascade="all, delete-orphan")
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status != "active"
+
+
+class User(TimestampMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True, nullable=False)
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), default="viewer", nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+    account = relationship("Account", back_populates="users")
+
+    __table_args__ = (CheckConstraint("role in ('viewer','editor','admin','owner')", name="role"),)
+
+    @property
+    def role_level(self) -> Role:
+        return Role[self.role]
+
+
+class Site(TimestampMixin, db.Model):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    # The key is kept encrypted (it is also the webhook signing secret, so it must be
+    # recoverable) and found through a SHA-256 digest; comparisons are constant-time.
+    wp_api_key: Mapped[str] = mapped_column(EncryptedText, nullable=False)
+    wp_api_key_digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+
+    account = relationship("Account", back_populates="sites")
+    integrations = relationship("SiteIntegration", back_populates="site", cascade="all, delete-orphan")
+
+
+class SiteIntegration(TimestampMixin, db.Model):
+    __tablename__ = "site_integrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True, nullable=False)
+    platform: Mapped[str] = mapped_column(String(20), nullable=False)
+    platform_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    config_json: Mapped[dict] = mapped_column(JSONDict, default=dict, nullable=False)
+    credentials_json: Mapped[dict] = mapped_column(EncryptedJSON, default=dict, nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    sync_status: Mapped[str] = mapped_column(String(20), default="idle", nullable=False)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    last_connection_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_connection_test_ok: Mapped[bool | None] = mapped_column(Boolean)
+    # High-water mark of the last successful pull (WordPress modified_gmt), for incremental syncs.
+    last_pull_modified_gmt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    site = relationship("Site", back_populates="integrations")
+    sync_events = relationship(
+        "SyncEvent", back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (UniqueConstraint("site_id", "platform"),)
+
+
+class SyncEvent(db.Model):
+    __tablename__ = "sync_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("site_integrations.id", ondelete="CASCADE"), nullable=False)
+    site_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(40), nullable=False)
+    action: Mapped[str | None] = mapped_column(String(60))
+    direction: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="queued", nullable=False)
+    details: Mapped[dict] = mapped_column(JSONDict, default=dict, nullable=False)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Set to the integration id while a sync job is queued or running, NULL afterwards: the
+    # unique constraint makes "one sync at a time per integration" hold across workers.
+    sync_lock: Mapped[int | None] = mapped_column(Integer, unique=True)
+    content_id: Mapped[int | None] = mapped_column(Integer)
+    webhook_id: Mapped[str | None] = mapped_column(String(255))
+    progress_done: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    integration = relationship("SiteIntegration", back_populates="sync_events")
+
+    __table_args__ = (
+        Index("ix_sync_events_integration_recent", "integration_id", "id"),
+        Index("ix_sync_events_integration_type_status", "integration_id", "event_type", "status"),
+    )
+
+
+class WebhookDelivery(db.Model):
+    """One row per (site, webhook-id): the unique constraint makes deliveries idempotent."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), nullable=False)
+    webhook_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    __table_args__ = (UniqueConstraint("site_id", "webhook_id"),)
+
+
+class Content(TimestampMixin, db.Model):
+    __tablename__ = "contents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True, nullable=False)
+    title: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    content_html: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default="draft", nullable=False)
+    content_type: Mapped[str] = mapped_column(String(64), default="post", nullable=False)
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    external_url: Mapped[str | None] = mapped_column(String(2048))
+    external_status: Mapped[str | None] = mapped_column(String(40))
+    external_modified_gmt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    taxonomies: Mapped[dict] = mapped_column(JSONDict, default=dict, nullable=False)
+    meta: Mapped[dict] = mapped_column("metadata", JSONDict, default=dict, nullable=False)
+    source: Mapped[str] = mapped_column(String(20), default="platform", nullable=False)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Hash of the platform-side fields at the last push or pull; a differing current hash
+    # means the platform copy changed since the last sync.
+    synced_hash: Mapped[str | None] = mapped_column(String(64))
+    conflict: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "content_type", "external_id"),
+        Index("ix_contents_site_external_status", "site_id", "external_status"),
+    )

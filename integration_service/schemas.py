@@ -1,0 +1,169 @@
+"""Marshmallow schemas: they validate requests, shape responses and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from .crypto import mask_secret
+from .models import (
+    JOB_STATUSES,
+    PLATFORM_TYPES,
+    ROLE_NAMES,
+    SYNC_DIRECTIONS,
+    SYNC_STATUSES,
+)
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+def validate_http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Enter an absolute http(s) URL, such as https://example.com.")
+    if parts.username or parts.password:
+        raise ValidationError("The URL must not contain credentials.")
+    if len(value) > 2048:
+        raise ValidationError("The URL is too long (2048 characters at most).")
+
+
+class StrictSchema(Schema):
+    """Unknown fields are errors; read-only fields sent back by a client are ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+    @pre_load
+    def drop_read_only_fields(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict):
+            read_only = {name for name, field in self.fields.items() if field.dump_only}
+            return {key: value for key, value in data.items() if key not in read_only}
+        return data
+
+
+class TokenRequestSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+
+
+class TokenResponseSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class PageQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class IntegrationQuerySchema(PageQuerySchema):
+    site_id = fields.Integer(validate=validate.Range(min=1))
+    platform = fields.String(validate=validate.OneOf(sorted(PLATFORM_TYPES)))
+    is_active = fields.Boolean()
+
+
+class PageSchema(Schema):
+    count = fields.Integer(required=True)
+    next = fields.String(allow_none=True)
+    previous = fields.String(allow_none=True)
+
+
+class IntegrationSchema(StrictSchema):
+    id = fields.Integer(dump_only=True)
+    site_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    platform = fields.String(required=True, validate=validate.OneOf(sorted(PLATFORM_TYPES)))
+    platform_type = fields.String(validate=validate.OneOf(sorted(set(PLATFORM_TYPES.values()))))
+    config_json = fields.Dict(keys=fields.String())
+    credentials_json = fields.Dict(keys=fields.String(), load_only=True)
+    api_key = fields.Method(
+        "dump_api_key",
+        deserialize="load_api_key",
+        metadata={"description": "Write: the plugin API key. Read: derived from the credentials, masked."},
+    )
+    is_active = fields.Boolean()
+    sync_enabled = fields.Boolean()
+    sync_status = fields.String(dump_only=True, validate=validate.OneOf(SYNC_STATUSES))
+    last_sync_at = fields.DateTime(dump_only=True, allow_none=True)
+    sync_error = fields.String(dump_only=True, allow_none=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+    def dump_api_key(self, obj: Any) -> str | None:
+        credentials = obj.credentials_json or {}
+        return mask_secret(credentials.get("api_key"))
+
+    def load_api_key(self, value: Any) -> str:
+        if not isinstance(value, str) or not 8 <= len(value) <= 256 or "…" in value:
+            raise ValidationError("Enter the API key as a string of 8 to 256 characters.")
+        return value
+
+    @validates("config_json")
+    def validate_config(self, value: dict, **kwargs: Any) -> None:
+        if "site_url" in value:
+            if not isinstance(value["site_url"], str):
+                raise ValidationError({"site_url": ["Enter an absolute http(s) URL."]})
+            try:
+                validate_http_url(value["site_url"])
+            except ValidationError as exc:
+                raise ValidationError({"site_url": exc.messages}) from exc
+        if len(repr(value)) > 64 * 1024:
+            raise ValidationError("The configuration is too large.")
+
+    @validates("credentials_json")
+    def validate_credentials(self, value: dict, **kwargs: Any) -> None:
+        for key, item in value.items():
+            if not isinstance(item, str) or len(item) > 1024:
+                raise ValidationError({key: ["Each credential must be a string of 1024 characters at most."]})
+
+    @validates_schema
+    def validate_platform_type(self, data: dict, **kwargs: Any) -> None:
+        platform = data.get("platform")
+        platform_type = data.get("platform_type")
+        if platform and platform_type and PLATFORM_TYPES[platform] != platform_type:
+            raise ValidationError(
+                {"platform_type": [f"The platform {platform} has the type {PLATFORM_TYPES[platform]}."]}
+            )
+
+
+class IntegrationUpdateSchema(IntegrationSchema):
+    """PUT and PATCH bodies (PATCH loads it with partial=True)."""
+
+
+class IntegrationPageSchema(PageSchema):
+    results = fields.List(fields.Nested(IntegrationSchema), required=True)
+
+
+class AccountCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class UserCreateSchema(StrictSchema):
+    email = fields.Email(required=True)
+    password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
+    role = fields.String(load_default="viewer", validate=validate.OneOf(ROLE_NAMES))
+
+
+class SiteCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    url = fields.String(required=True, validate=validate_http_url)
+
+
+JOB_STATUS_VALIDATOR = validate.OneOf(JOB_STATUSES)
+DIRECTION_VALIDATOR = validate.OneOf(SYNC_DIRECTIONS)

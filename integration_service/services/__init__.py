@@ -1,0 +1,1 @@
+"""Business rules.  Views call these; they never talk HTTP to platforms themselves."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: unit tests, integration tests (PostgreSQL, Redis, a real
+# Celery worker) and end-to-end tests (a real WordPress on loopback).
+#   TEST_BACKEND=sqlite scripts/test.sh   runs on SQLite with no services (integration and
+#                                         end-to-end tests are skipped with a reason).
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+
+if [ "${TEST_BACKEND:-postgres}" = "sqlite" ]; then
+  unset TEST_DATABASE_URL TEST_REDIS_URL
+  export SKIP_SERVICES=1
+else
+  scripts/services.sh postgres redis mariadb
+  export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/integration_test}
+  export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+  if [ -x scripts/wordpress-e2e.sh ] && [ -z "${SKIP_WORDPRESS:-}" ]; then
+    scripts/wordpress-e2e.sh start --name e2e >/dev/null
+  fi
+fi
+
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""Celery tasks of the Integration Service (imported by the worker through autodiscovery)."""
