@@ -17,8 +17,8 @@ from marshmallow import (
     validates_schema,
 )
 
-from .crypto import mask_secret
-from .models import (
+from ..crypto import mask_secret
+from ..models import (
     JOB_STATUSES,
     PLATFORM_TYPES,
     ROLE_NAMES,

@@ -1,0 +1,1 @@
+"""Platform clients behind one small interface (see ``base.py``)."""
