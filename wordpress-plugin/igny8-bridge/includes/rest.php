@@ -1,0 +1,100 @@
+<?php
+/**
+ * REST routes under /wp-json/igny8/v1/, authenticated by the site's API key
+ * (X-API-Key: <key> or Authorization: Bearer <key>).
+ *
+ * @package Igny8_Bridge
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * Registers the routes.
+ */
+function igny8_bridge_register_routes(): void {
+	register_rest_route(
+		'igny8/v1',
+		'/status',
+		array(
+			'methods'             => WP_REST_Server::READABLE,
+			'callback'            => 'igny8_bridge_rest_status',
+			'permission_callback' => 'igny8_bridge_rest_permission',
+		)
+	);
+	register_rest_route(
+		'igny8/v1',
+		'/structure',
+		array(
+			'methods'             => WP_REST_Server::READABLE,
+			'callback'            => 'igny8_bridge_rest_structure',
+			'permission_callback' => 'igny8_bridge_rest_permission',
+		)
+	);
+}
+add_action( 'rest_api_init', 'igny8_bridge_register_routes' );
+
+/**
+ * Key presented by the caller ('' when none).
+ *
+ * @param WP_REST_Request $request Request.
+ */
+function igny8_bridge_request_key( WP_REST_Request $request ): string {
+	$key = (string) $request->get_header( 'x_api_key' );
+	if ( '' !== trim( $key ) ) {
+		return trim( $key );
+	}
+	$auth = (string) $request->get_header( 'authorization' );
+	if ( preg_match( '/^\s*Bearer\s+(\S+)\s*$/i', $auth, $m ) ) {
+		return $m[1];
+	}
+	return '';
+}
+
+/**
+ * permission_callback: constant-time comparison with the stored key; 401 otherwise.
+ *
+ * @param WP_REST_Request $request Request.
+ * @return true|WP_Error
+ */
+function igny8_bridge_rest_permission( WP_REST_Request $request ) {
+	$stored   = igny8_bridge_get_api_key();
+	$provided = igny8_bridge_request_key( $request );
+	if ( '' !== $stored && '' !== $provided && hash_equals( $stored, $provided ) ) {
+		return true;
+	}
+	return new WP_Error(
+		'igny8_bridge_unauthorized',
+		'' === $provided ? __( 'Missing API key.', 'igny8-bridge' ) : __( 'Invalid API key.', 'igny8-bridge' ),
+		array( 'status' => 401 )
+	);
+}
+
+/**
+ * GET /igny8/v1/status
+ *
+ * @return WP_REST_Response
+ */
+function igny8_bridge_rest_status() {
+	$integration_id = igny8_bridge_get_integration_id();
+	return rest_ensure_response(
+		array(
+			'plugin_version'    => IGNY8_BRIDGE_VERSION,
+			'wordpress_version' => get_bloginfo( 'version' ),
+			'php_version'       => PHP_VERSION,
+			'site_name'         => get_bloginfo( 'name' ),
+			'site_url'          => home_url(),
+			'post_types'        => array_keys( igny8_bridge_enabled_post_types() ),
+			'connected'         => igny8_bridge_is_connected(),
+			'integration_id'    => $integration_id > 0 ? $integration_id : null,
+		)
+	);
+}
+
+/**
+ * GET /igny8/v1/structure
+ *
+ * @return WP_REST_Response
+ */
+function igny8_bridge_rest_structure() {
+	return rest_ensure_response( igny8_bridge_build_structure( true ) );
+}
