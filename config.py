@@ -8,7 +8,9 @@ move it to PostgreSQL and Redis.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
@@ -38,11 +40,14 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
     if redis_url:
         broker_url = redis_url
         result_backend = redis_url
-        transport_options: dict = {"visibility_timeout": 3600}
+        # Unacked jobs of a worker that died are redelivered after this many seconds.
+        transport_options: dict = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
     else:
         broker_url = f"sqla+sqlite:///{instance_dir / 'celery-broker.sqlite'}"
         result_backend = f"db+sqlite:///{instance_dir / 'celery-results.sqlite'}"
-        transport_options = {"polling_interval": 0.5}
+        # Empty: kombu's SQLAlchemy transport hands every option to create_engine(), which
+        # refuses unknown ones such as polling_interval (publishing then fails with TypeError).
+        transport_options = {}
     return {
         "broker_url": broker_url,
         "result_backend": result_backend,
@@ -99,10 +104,19 @@ class Config:
     WP_READ_TIMEOUT = float(os.environ.get("WP_READ_TIMEOUT", "30"))
     WP_MAX_RETRIES = int(os.environ.get("WP_MAX_RETRIES", "3"))
     WP_MAX_RESPONSE_BYTES = int(os.environ.get("WP_MAX_RESPONSE_BYTES", str(20 * 1024 * 1024)))
+    # A longer Retry-After is not slept through: the call fails as transient (retry_after set).
+    WP_MAX_RETRY_WAIT = float(os.environ.get("WP_MAX_RETRY_WAIT", "30"))
     WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
 
     # A running job without a heartbeat for this long is considered dead.
     SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))
+    # A job still queued after this long never reached a worker: it is failed so it stops blocking.
+    SYNC_QUEUED_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_QUEUED_STUCK_AFTER_SECONDS", "3600"))
+    SYNC_MAX_RETRIES = int(os.environ.get("SYNC_MAX_RETRIES", "3"))
+    SYNC_RETRY_BACKOFF_SECONDS = float(os.environ.get("SYNC_RETRY_BACKOFF_SECONDS", "10"))
+    SYNC_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("SYNC_RETRY_BACKOFF_MAX_SECONDS", "600"))
+    # Incremental pulls re-read this much before the last high-water mark (clock skew, same-second edits).
+    SYNC_PULL_OVERLAP_SECONDS = int(os.environ.get("SYNC_PULL_OVERLAP_SECONDS", "120"))
     WEBHOOK_TOLERANCE_SECONDS = 300
 
     API_TITLE = "Integration Service"
@@ -113,6 +127,9 @@ class Config:
     OPENAPI_SWAGGER_UI_PATH = "docs"
     OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # Number of trusted reverse proxies in front of the app (X-Forwarded-For/-Proto/-Host);
+    # client IPs for rate limits and page links come from there when set.
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "0"))
     PASSWORD_HASH_METHOD = "scrypt"
 
 
@@ -136,6 +153,7 @@ class TestingConfig(Config):
     }
     ALLOW_PRIVATE_TARGETS = True
     WP_MAX_RETRIES = 2
+    SYNC_MAX_RETRIES = 2
     # Cheap hashing keeps the suite fast; production uses werkzeug's scrypt default.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 
@@ -145,11 +163,16 @@ class ProductionConfig(Config):
     ALLOW_PRIVATE_TARGETS = _env_bool("ALLOW_PRIVATE_TARGETS", False)
 
     @classmethod
-    def validate(cls) -> None:
+    def validate(cls, settings: Mapping[str, Any] | None = None) -> None:
+        """Refuse the development secrets; ``settings`` is the app's effective config."""
+        settings = settings or {}
+        secret_key = settings.get("SECRET_KEY", cls.SECRET_KEY) or ""
+        encryption_keys = settings.get("ENCRYPTION_KEYS", cls.ENCRYPTION_KEYS) or ""
         problems = []
-        if cls.SECRET_KEY == DEV_SECRET_KEY or len(cls.SECRET_KEY) < 32:
+        if secret_key == DEV_SECRET_KEY or len(secret_key) < 32:
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
-        if DEV_ENCRYPTION_KEY in cls.ENCRYPTION_KEYS.split(","):
+        keys = [key.strip() for key in encryption_keys.split(",") if key.strip()]
+        if not keys or DEV_ENCRYPTION_KEY in keys:
             problems.append("ENCRYPTION_KEYS must be set and must not contain the development key")
         if problems:
             raise RuntimeError("Refusing to start in production: " + "; ".join(problems))

@@ -24,15 +24,19 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
         config = config_from_environment()
     elif isinstance(config, str):
         config = CONFIGS[config]
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()
-
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_object(config)
     if overrides:
         app.config.update(overrides)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate(app.config)  # the effective settings, overrides included
     app.url_map.strict_slashes = False
+    hops = int(app.config.get("PROXY_FIX_HOPS", 0))
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     _configure_logging(app)
     _ensure_instance_dir(app)
@@ -42,6 +46,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
     _register_request_hooks(app)  # before the limiter: limits are keyed by the caller
     limiter.init_app(app)
+    _register_retry_after_guard(app)  # after the limiter, so it runs before its header injection
     rest_api.init_app(app)
 
     from .errors import register_error_handlers
@@ -114,4 +119,21 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def add_request_id(response):
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
+        # Flask-Limiter stamps Retry-After on every limited response; outside a 429 that would
+        # tell clients (urllib3 retries 413 and 503 on it) to wait and retry a request that a
+        # retry cannot fix.  Keep the Retry-After the response set itself (the 429 handler sets
+        # one that matches its body), else drop it.
+        own = g.get("own_retry_after")
+        if own is not None:
+            response.headers["Retry-After"] = own
+        elif response.status_code != 429:
+            response.headers.pop("Retry-After", None)
+        return response
+
+
+def _register_retry_after_guard(app: Flask) -> None:
+    # after_request functions run in reverse order: this one runs before the limiter's.
+    @app.after_request
+    def remember_own_retry_after(response):
+        g.own_retry_after = response.headers.get("Retry-After")
         return response

@@ -95,7 +95,7 @@ def _user_principal(token: str) -> Principal:
         raise NotAuthenticated("The access token has expired.") from exc
     except jwt.InvalidTokenError as exc:
         raise NotAuthenticated("The access token is not valid.") from exc
-    if claims.get("typ") != "access":
+    if claims.get("typ") != "access" or not str(claims["sub"]).isdigit():
         raise NotAuthenticated("The access token is not valid.")
     user = db.session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:

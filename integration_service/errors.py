@@ -4,6 +4,8 @@ uncaught exceptions all answer ``{"error": {"code", "message", "details"}, "requ
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from flask import Flask, g, jsonify
@@ -140,7 +142,11 @@ def _validation_details(messages: Any) -> dict[str, Any]:
 
 
 def handle_service_error(exc: ServiceError):
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+    headers = dict(exc.headers)
+    if exc.status_code == 401:
+        # RFC 9110: a 401 names the scheme the client should use.
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="integration-service"')
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
 
 def handle_validation_error(exc: ValidationError):
@@ -166,13 +172,23 @@ def handle_http_exception(exc: HTTPException):
         headers["Allow"] = ", ".join(exc.valid_methods)
     if status == 429:
         message = "Too many requests; slow down."
-        retry_after = None
-        try:
-            retry_after = exc.get_response().headers.get("Retry-After")
-        except Exception:  # noqa: BLE001 - the limiter's response may not be built yet
-            retry_after = None
-        headers["Retry-After"] = retry_after or "60"
+        retry_after = _seconds_until_limit_resets()
+        headers["Retry-After"] = str(retry_after)
+        details = {"retry_after": retry_after}
     return error_response(status, code, message, details, headers)
+
+
+def _seconds_until_limit_resets() -> int:
+    """Seconds until the breached limit's window resets (at least 1)."""
+    from .extensions import limiter  # extensions imports this module
+
+    try:
+        current = limiter.current_limit
+    except Exception:  # noqa: BLE001 - no limiter state for this request
+        current = None
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
 
 
 def handle_unexpected_error(exc: Exception):

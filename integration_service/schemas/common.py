@@ -95,7 +95,11 @@ class IntegrationSchema(StrictSchema):
     api_key = fields.Method(
         "dump_api_key",
         deserialize="load_api_key",
-        metadata={"description": "Write: the plugin API key. Read: derived from the credentials, masked."},
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "Write: the plugin API key. Read: derived from the credentials, masked.",
+        },
     )
     is_active = fields.Boolean()
     sync_enabled = fields.Boolean()

@@ -70,8 +70,15 @@ class IntegrationService:
         for name in IMMUTABLE_FIELDS:
             if name in data and data[name] != getattr(integration, name):
                 raise InvalidInput(details={name: ["This field cannot be changed; create a new integration."]})
+        # The schema can only check platform_type against a platform in the same body.
+        if "platform_type" in data and data["platform_type"] != integration.platform_type:
+            message = f"The platform {integration.platform} has the type {integration.platform_type}."
+            raise InvalidInput(details={"platform_type": [message]})
         if "config_json" in data:
-            integration.config_json = dict(data["config_json"])
+            config = dict(data["config_json"])
+            # Platform clients need site_url; a replaced config falls back to the site's URL as on create.
+            config.setdefault("site_url", integration.site.url)
+            integration.config_json = config
         if "credentials_json" in data or data.get("api_key"):
             # PUT replaces the credentials it is given, PATCH merges them; omitted means unchanged.
             credentials = dict(integration.credentials_json or {}) if partial or "credentials_json" not in data else {}
@@ -85,6 +92,11 @@ class IntegrationService:
                 setattr(integration, name, data[name])
         db.session.commit()
         return integration
+
+    def test_connection(self, integration_id: int) -> Any:
+        from .connection import check_integration_connection  # platform code stays out of CRUD
+
+        return check_integration_connection(self.get(integration_id))
 
     def delete(self, integration_id: int) -> None:
         integration = self.get(integration_id)
