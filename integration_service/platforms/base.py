@@ -21,8 +21,15 @@ class PlatformError(Exception):
     others (auth, validation, 404) must not be.
     """
 
-    def __init__(self, message: str, *, stage: str = "http", status_code: int | None = None,
-                 transient: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str = "http",
+        status_code: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.stage = stage
@@ -86,16 +93,40 @@ class PlatformClient(Protocol):
         """{"post_types": {slug: {...,"rest_base","taxonomies"}}, "taxonomies": {slug: {...}}}"""
         ...
 
-    def list_posts(self, content_type: str, page: int, per_page: int = 100,
-                   modified_after: datetime | None = None, fields: list[str] | None = None) -> PostPage: ...
+    def list_posts(
+        self,
+        content_type: str,
+        page: int,
+        per_page: int = 100,
+        modified_after: datetime | None = None,
+        fields: list[str] | None = None,
+        status: str | list[str] | None = None,
+    ) -> PostPage:
+        """One page, oldest modification first (``modified_after`` is exclusive). ``status``
+        defaults to every status but trash when the client can authenticate, else published.
+        A page past the end is empty."""
+        ...
 
-    def iter_posts(self, content_type: str, modified_after: datetime | None = None,
-                   per_page: int = 100) -> Iterator[PostPage]: ...
+    def iter_posts(
+        self,
+        content_type: str,
+        modified_after: datetime | None = None,
+        per_page: int = 100,
+        fields: list[str] | None = None,
+        status: str | list[str] | None = None,
+    ) -> Iterator[PostPage]: ...
 
-    def get_post(self, content_type: str, external_id: str) -> RemotePost: ...
+    def get_post(self, content_type: str, external_id: str) -> RemotePost:
+        """Raises PostNotFound when the post does not exist."""
+        ...
 
-    def create_post(self, post: PostInput) -> RemotePost: ...
+    def create_post(self, post: PostInput) -> RemotePost:
+        """Taxonomy values may be term ids or names (names are looked up, created when missing);
+        keys are REST bases (``categories``, ``tags``) or taxonomy slugs (``category``)."""
+        ...
 
-    def update_post(self, external_id: str, post: PostInput) -> RemotePost: ...
+    def update_post(self, external_id: str, post: PostInput) -> RemotePost:
+        """Raises PostNotFound when the post does not exist."""
+        ...
 
     def close(self) -> None: ...

@@ -1,0 +1,850 @@
+"""WordPress client: the REST API (``/wp/v2``, Application Passwords) and the IGNY8 Bridge
+plugin's namespace (``/igny8/v1``, the site API key).
+
+Every REST URL is built through the REST root discovered once per client (``/wp-json/``, or
+``?rest_route=/`` on sites without pretty permalinks).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .base import ConnectionReport, PlatformError, PostInput, PostNotFound, PostPage, RemotePost
+from .http import HttpResponse, HttpSettings, HttpTransport, parse_retry_after
+from .redact import basic_token, safe_text, safe_wp_code, scrub, secret_variants
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_NAMESPACE = "igny8/v1"
+CORE_NAMESPACE = "wp/v2"
+INDEX_FIELDS = "name,description,url,home,gmt_offset,timezone_string,namespaces,authentication"
+REST_BLOCKED_CODES = frozenset(
+    {
+        "rest_disabled",
+        "rest_cannot_access",
+        "rest_login_required",
+        "rest_not_logged_in",
+        "rest_forbidden",
+        "rest_authentication_required",
+        "rest_api_disabled",
+    }
+)
+_GENERATOR_PATTERNS = (
+    re.compile(rb'generator="WordPress/([0-9][0-9A-Za-z.\-]*)"'),
+    re.compile(rb"<generator>https?://wordpress\.org/\?v=([0-9][0-9A-Za-z.\-]*)</generator>"),
+    re.compile(rb'<meta name="generator" content="WordPress ([0-9][0-9A-Za-z.\-]*)"'),
+)
+_WP_FINGERPRINTS = (b"/wp-content/", b"/wp-includes/", b'content="WordPress', b"wp-json")
+META_CONTENT_ID = "_igny8_content_id"
+
+
+@dataclass(frozen=True)
+class RestRoot:
+    """Where the REST API lives and how routes are addressed."""
+
+    style: str  # "pretty" (/wp-json/<route>) or "query" (?rest_route=/<route>)
+    base: str  # pretty: the API root ending in "/"; query: the URL that takes ?rest_route=
+    index: dict[str, Any]
+
+    def url_for(self, route: str, params: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        route = route.strip("/")
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        if self.style == "pretty":
+            return self.base + route, query
+        return self.base, {"rest_route": "/" + route, **query}
+
+    @property
+    def namespaces(self) -> list[str]:
+        value = self.index.get("namespaces")
+        return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+@dataclass
+class _Probe:
+    """What one REST root candidate answered."""
+
+    kind: str  # wordpress | rest_blocked | json_other | html | not_found | server_error | other
+    response: HttpResponse | None
+    data: Any = None
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status_code if self.response is not None else None
+
+
+class _StageFailure(Exception):
+    """Ends a connection test at a stage (internal to ``test_connection``)."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def parse_wp_datetime(value: Any) -> datetime | None:
+    """WordPress ``*_gmt`` fields: ``2024-05-01T10:00:00`` (UTC, no suffix)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def format_wp_datetime(value: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``; WordPress converts it to the site's timezone itself."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rendered_or_raw(value: Any, prefer_raw: bool = True) -> str:
+    if isinstance(value, dict):
+        if prefer_raw and isinstance(value.get("raw"), str):
+            return value["raw"]
+        rendered = value.get("rendered")
+        return rendered if isinstance(rendered, str) else ""
+    return value if isinstance(value, str) else ""
+
+
+def _wp_error(response: HttpResponse) -> tuple[str | None, str | None]:
+    data = response.json_or_none()
+    if isinstance(data, dict):
+        return safe_wp_code(data.get("code")), safe_text(data.get("message"))
+    return None, None
+
+
+class WordPressClient:
+    """Implements ``PlatformClient`` for WordPress."""
+
+    platform = "wordpress"
+
+    def __init__(
+        self,
+        site_url: str,
+        credentials: Mapping[str, Any] | None,
+        settings: HttpSettings | None = None,
+        transport: HttpTransport | None = None,
+    ) -> None:
+        # The REST root is derived from the site's address: a query or fragment has no place there.
+        parts = urlsplit(site_url.strip())
+        self.site_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        credentials = credentials or {}
+        self._api_key = str(credentials.get("api_key") or "") or None
+        self._username = str(credentials.get("username") or "") or None
+        self._app_password = str(credentials.get("app_password") or "") or None
+        self.settings = settings or HttpSettings()
+        self.http = transport or HttpTransport(self.settings)
+        self._root: RestRoot | None = None
+        self._types: dict[str, dict[str, Any]] | None = None
+        self._taxonomies: dict[str, dict[str, Any]] | None = None
+        self._term_cache: dict[tuple[str, str], int] = {}
+        secrets = [self._api_key, self._app_password]
+        if self._username and self._app_password:
+            secrets.append(basic_token(self._username, self._app_password))
+            secrets.append(basic_token(self._username, self._app_password.replace(" ", "")))
+        self._secrets = secret_variants(secrets)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def has_app_password(self) -> bool:
+        return bool(self._username and self._app_password)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self._api_key)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> WordPressClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` with this client's credentials replaced (for reports and messages)."""
+        return scrub(value, self._secrets)
+
+    def _site_base(self) -> str:
+        return self.site_url.rstrip("/") + "/"
+
+    def _auth(self, mode: str | None) -> dict[str, str]:
+        if mode == "app" and self.has_app_password:
+            assert self._username is not None and self._app_password is not None
+            return {"Authorization": "Basic " + basic_token(self._username, self._app_password)}
+        if mode == "plugin" and self._api_key:
+            return {"X-API-Key": self._api_key}
+        return {}
+
+    def _default_auth(self) -> str | None:
+        return "app" if self.has_app_password else None
+
+    def _call(
+        self,
+        method: str,
+        route: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        auth: str | None = None,
+        retry: bool | None = None,
+    ) -> HttpResponse:
+        url, query = self.root().url_for(route, params)
+        return self.http.request(
+            method, url, params=query, json_body=json_body, secret_headers=self._auth(auth), retry=retry
+        )
+
+    def _raise_for(self, response: HttpResponse, what: str) -> None:
+        """Turn an unsuccessful answer into a PlatformError with a useful message."""
+        status = response.status_code
+        if status < 400:
+            return
+        code, message = _wp_error(response)
+        detail = f" ({code}: {message})" if code and message else (f" ({code})" if code else "")
+        if status in (401, 403):
+            hint = "" if self.has_app_password else " An Application Password is needed for this."
+            raise PlatformError(
+                self.scrub(f"WordPress refused {what}: HTTP {status}{detail}.{hint}"), stage="auth", status_code=status
+            )
+        transient = status in (429, 502, 503, 504)
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if transient else None
+        raise PlatformError(
+            self.scrub(f"WordPress answered HTTP {status} to {what}{detail}."),
+            stage="http",
+            status_code=status,
+            transient=transient,
+            retry_after=retry_after,
+        )
+
+    def _json(self, response: HttpResponse, what: str) -> Any:
+        self._raise_for(response, what)
+        try:
+            return response.json()
+        except ValueError:
+            raise PlatformError(
+                f"WordPress answered {what} with something that is not JSON.",
+                stage="http",
+                status_code=response.status_code,
+            ) from None
+
+    # -- REST root discovery ---------------------------------------------------------------
+
+    def root(self) -> RestRoot:
+        if self._root is None:
+            self._root, _ = self._discover()
+        return self._root
+
+    def _probe(self, url: str, params: dict[str, Any], auth: str | None = None) -> _Probe:
+        response = self.http.request("GET", url, params=params, secret_headers=self._auth(auth))
+        data = response.json_or_none()
+        status = response.status_code
+        if status == 200 and isinstance(data, dict) and isinstance(data.get("namespaces"), list):
+            return _Probe("wordpress", response, data)
+        if isinstance(data, dict) and safe_wp_code(data.get("code")) in REST_BLOCKED_CODES:
+            return _Probe("rest_blocked", response, data)
+        if status >= 500 or status == 429:
+            return _Probe("server_error", response)
+        if status in (404, 410):
+            return _Probe("not_found", response, data)
+        if status == 200 and data is not None:
+            return _Probe("json_other", response, data)
+        if status == 200:
+            return _Probe("html", response)
+        return _Probe("other", response, data)
+
+    def _discover(self) -> tuple[RestRoot, list[dict[str, Any]]]:
+        """Find the REST root; raise PlatformError with the stage that explains a failure."""
+        attempts: list[dict[str, Any]] = []
+        candidates = (
+            ("pretty", self._site_base() + "wp-json/", {"_fields": INDEX_FIELDS}),
+            ("query", self._site_base(), {"rest_route": "/", "_fields": INDEX_FIELDS}),
+        )
+        probes: list[_Probe] = []
+        for style, url, params in candidates:
+            probe = self._probe(url, params)  # network errors propagate: no point in a fallback
+            if probe.kind == "rest_blocked" and self.has_app_password:
+                # Sites that restrict the REST API to logged-in users let an app password in.
+                probe = self._probe(url, params, auth="app")
+            attempts.append({"style": style, "status_code": probe.status, "answer": probe.kind})
+            if probe.kind == "wordpress":
+                assert probe.response is not None
+                final = probe.response.url.split("?", 1)[0]
+                base = final if style == "query" else (final if final.endswith("/") else final + "/")
+                return RestRoot(style=style, base=base, index=probe.data), attempts
+            probes.append(probe)
+            if probe.kind == "server_error":
+                assert probe.response is not None
+                failing = (
+                    "it is rate-limiting the service" if probe.status == 429 else "WordPress or a plugin is failing"
+                )
+                raise PlatformError(
+                    f"The site answered HTTP {probe.status} at {url}: {failing}.",
+                    stage="http",
+                    status_code=probe.status,
+                    transient=probe.status in (429, 502, 503, 504),
+                )
+        raise self._discovery_failure(probes)
+
+    def _discovery_failure(self, probes: list[_Probe]) -> PlatformError:
+        kinds = {probe.kind for probe in probes}
+        wordpress_seen = any(self._looks_like_wordpress(probe) for probe in probes)
+        if "rest_blocked" in kinds:
+            blocked = next(probe for probe in probes if probe.kind == "rest_blocked")
+            code = safe_wp_code(blocked.data.get("code")) if isinstance(blocked.data, dict) else None
+            return PlatformError(
+                f"The WordPress REST API is disabled or restricted on this site (HTTP {blocked.status}, {code}).",
+                stage="rest_disabled",
+                status_code=blocked.status,
+            )
+        if "json_other" in kinds:
+            return PlatformError(
+                "The site answers JSON at /wp-json/, but it is not the WordPress REST API.", stage="not_wordpress"
+            )
+        if probes and probes[0].kind in ("not_found", "other"):
+            first = probes[0]
+            hint = "" if wordpress_seen else " Check that the URL is the WordPress site's address."
+            return PlatformError(
+                f"No WordPress REST API at /wp-json/ (HTTP {first.status}) or ?rest_route=/: "
+                f"the REST API looks disabled.{hint}",
+                stage="rest_disabled",
+                status_code=first.status,
+            )
+        if wordpress_seen:
+            return PlatformError(
+                "This looks like WordPress, but its REST API does not answer (pages come back instead).",
+                stage="rest_disabled",
+            )
+        return PlatformError(
+            "The site answers with web pages, not the WordPress REST API: this does not look like WordPress.",
+            stage="not_wordpress",
+        )
+
+    @staticmethod
+    def _looks_like_wordpress(probe: _Probe) -> bool:
+        response = probe.response
+        if response is None:
+            return False
+        if "api.w.org" in response.headers.get("Link", ""):
+            return True
+        if isinstance(probe.data, dict) and str(probe.data.get("code", "")).startswith("rest_"):
+            return True
+        head = response.content[:200_000]
+        return any(mark in head for mark in _WP_FINGERPRINTS)
+
+    # -- connection test -------------------------------------------------------------------
+
+    def test_connection(self) -> ConnectionReport:
+        """Diagnose the connection step by step; never raises for a failing site."""
+        started = time.monotonic()
+        checks: list[dict[str, Any]] = []
+        details: dict[str, Any] = {
+            "site_url": self.site_url,
+            "credentials": {"application_password": self.has_app_password, "api_key": self.has_api_key},
+            "checks": checks,
+        }
+        messages: list[str] = []
+        try:
+            self._check_credentials_configured(checks)
+            root = self._check_rest_api(checks, details)
+            self._check_app_password(checks, details, messages)
+            plugin_status = self._check_plugin(root, checks, details, messages)
+            self._check_version(root, plugin_status, checks, details)
+        except _StageFailure as failure:
+            details["stage"] = failure.stage
+            details["duration_ms"] = _ms(started)
+            return ConnectionReport(False, self.scrub(failure.message), self.scrub(details))
+        details["duration_ms"] = _ms(started)
+        name = details.get("site_name") or self.site_url
+        version = details.get("wordpress_version")
+        summary = f"Connected to {name}" + (f" (WordPress {version})" if version else "") + "."
+        return ConnectionReport(True, self.scrub(" ".join([summary, *messages])), self.scrub(details))
+
+    def _check_credentials_configured(self, checks: list[dict[str, Any]]) -> None:
+        if bool(self._username) != bool(self._app_password):
+            missing = "app_password" if self._username else "username"
+            checks.append({"name": "credentials", "outcome": "failed", "message": f"{missing} is missing."})
+            raise _StageFailure("auth", f"The Application Password credentials are incomplete: {missing} is missing.")
+        if not self.has_app_password and not self.has_api_key:
+            checks.append({"name": "credentials", "outcome": "failed", "message": "No credentials configured."})
+            raise _StageFailure(
+                "auth", "The integration has no credentials: add an API key or an Application Password."
+            )
+
+    def _check_rest_api(self, checks: list[dict[str, Any]], details: dict[str, Any]) -> RestRoot:
+        started = time.monotonic()
+        check: dict[str, Any] = {"name": "rest_api"}
+        checks.append(check)
+        try:
+            root, attempts = self._discover()
+        except PlatformError as exc:
+            check.update(outcome="failed", stage=exc.stage, message=exc.message, duration_ms=_ms(started))
+            if exc.status_code:
+                check["status_code"] = exc.status_code
+            raise _StageFailure(exc.stage, exc.message) from None
+        self._root = root
+        index = root.index
+        namespaces = root.namespaces
+        check.update(outcome="ok", style=root.style, attempts=attempts, duration_ms=_ms(started))
+        details.update(
+            rest_api_root=root.base if root.style == "pretty" else root.base + "?rest_route=/",
+            rest_style=root.style,
+            site_name=html.unescape(str(index.get("name") or "")) or None,
+            site_description=html.unescape(str(index.get("description") or "")) or None,
+            site_home=index.get("home") if isinstance(index.get("home"), str) else None,
+            namespaces=namespaces,
+            plugin_present=PLUGIN_NAMESPACE in namespaces,
+            application_passwords_available="application-passwords" in (index.get("authentication") or {}),
+        )
+        home = details.get("site_home")
+        if isinstance(home, str) and urlsplit(home).hostname != urlsplit(self.site_url).hostname:
+            warning = f"WordPress calls itself {home}; consider using that as the site URL."
+            check["warning"] = warning
+            details.setdefault("warnings", []).append(warning)
+        if CORE_NAMESPACE not in namespaces:
+            message = "The WordPress REST API answers, but its core routes (wp/v2) are turned off."
+            check.update(outcome="failed", stage="rest_disabled", message=message)
+            raise _StageFailure("rest_disabled", message)
+        return root
+
+    def _check_app_password(self, checks: list[dict[str, Any]], details: dict[str, Any], messages: list[str]) -> None:
+        check: dict[str, Any] = {"name": "application_password"}
+        checks.append(check)
+        if not self.has_app_password:
+            check.update(outcome="not_configured")
+            return
+        started = time.monotonic()
+        try:
+            response = self._call(
+                "GET",
+                f"{CORE_NAMESPACE}/users/me",
+                params={"context": "edit", "_fields": "id,name,slug,roles,capabilities"},
+                auth="app",
+            )
+        except PlatformError as exc:
+            check.update(outcome="failed", stage=exc.stage, message=exc.message, duration_ms=_ms(started))
+            raise _StageFailure(exc.stage, exc.message) from None
+        check["duration_ms"] = _ms(started)
+        check["status_code"] = response.status_code
+        data = response.json_or_none()
+        if response.status_code in (401, 403):
+            code, wp_message = _wp_error(response)
+            hint = ""
+            if not details.get("application_passwords_available"):
+                hint = (
+                    " Application Passwords are not available on this site (WordPress turns them off on plain"
+                    " http unless the environment type is local, and plugins can disable them)."
+                )
+            message = (
+                f"WordPress rejected the Application Password for user {self._username!r} "
+                f"(HTTP {response.status_code}{', ' + code if code else ''}).{hint}"
+            )
+            check.update(outcome="failed", stage="auth", message=message, wp_code=code, wp_message=wp_message)
+            raise _StageFailure("auth", message)
+        if response.status_code != 200 or not isinstance(data, dict) or "id" not in data:
+            message = f"WordPress answered HTTP {response.status_code} to /wp/v2/users/me instead of the user."
+            check.update(outcome="failed", stage="http", message=message)
+            raise _StageFailure("http", message)
+        capabilities = data.get("capabilities") if isinstance(data.get("capabilities"), dict) else {}
+        user = {
+            "id": data.get("id"),
+            "name": data.get("name"),
+            "slug": data.get("slug"),
+            "roles": data.get("roles") if isinstance(data.get("roles"), list) else [],
+            "can_edit_posts": bool(capabilities.get("edit_posts")),
+            "can_publish_posts": bool(capabilities.get("publish_posts")),
+        }
+        check.update(outcome="ok", user=user)
+        details["authenticated_user"] = user
+        messages.append(f"Application Password accepted for {user['name'] or self._username}.")
+        if not user["can_publish_posts"]:
+            warning = "The WordPress user cannot publish posts; publishing from the service will fail."
+            check["warning"] = warning
+            details.setdefault("warnings", []).append(warning)
+
+    def _check_plugin(
+        self, root: RestRoot, checks: list[dict[str, Any]], details: dict[str, Any], messages: list[str]
+    ) -> dict[str, Any] | None:
+        check: dict[str, Any] = {"name": "plugin"}
+        checks.append(check)
+        present = PLUGIN_NAMESPACE in root.namespaces
+        check["present"] = present
+        if not self.has_api_key:
+            check.update(outcome="not_configured")
+            return None
+        if not present:
+            if self.has_app_password:
+                # The Application Password is enough for the REST API; the key only matters to the
+                # plugin, which is not there to use it.
+                check.update(outcome="skipped", message="The IGNY8 Bridge plugin is not active; the API key is unused.")
+                messages.append("The IGNY8 Bridge plugin is not active (optional with an Application Password).")
+                return None
+            message = (
+                f"The IGNY8 Bridge plugin is not active on this site (REST namespace {PLUGIN_NAMESPACE} is"
+                " missing): install and activate it, or add an Application Password."
+            )
+            check.update(outcome="failed", stage="plugin", message=message)
+            raise _StageFailure("plugin", message)
+        started = time.monotonic()
+        try:
+            response = self._call("GET", f"{PLUGIN_NAMESPACE}/status", auth="plugin")
+        except PlatformError as exc:
+            check.update(outcome="failed", stage=exc.stage, message=exc.message, duration_ms=_ms(started))
+            raise _StageFailure(exc.stage, exc.message) from None
+        check.update(status_code=response.status_code, duration_ms=_ms(started))
+        data = response.json_or_none()
+        if response.status_code in (401, 403):
+            code, _ = _wp_error(response)
+            message = (
+                f"The IGNY8 Bridge plugin rejected the API key (HTTP {response.status_code}"
+                f"{', ' + code if code else ''}): save the site's current API key in the plugin settings."
+            )
+            check.update(outcome="failed", stage="auth", message=message, wp_code=code)
+            raise _StageFailure("auth", message)
+        if response.status_code == 404:
+            message = f"The IGNY8 Bridge plugin has no status route ({PLUGIN_NAMESPACE}/status): update the plugin."
+            check.update(outcome="failed", stage="plugin", message=message)
+            raise _StageFailure("plugin", message)
+        if response.status_code != 200 or not isinstance(data, dict):
+            message = f"The IGNY8 Bridge plugin answered HTTP {response.status_code} to its status route."
+            check.update(outcome="failed", stage="plugin" if response.status_code < 500 else "http", message=message)
+            raise _StageFailure(check["stage"], message)
+        status = {
+            key: data.get(key)
+            for key in ("plugin_version", "wordpress_version", "php_version", "connected", "integration_id")
+            if key in data
+        }
+        check.update(outcome="ok", **status)
+        details["plugin_version"] = status.get("plugin_version")
+        messages.append("The IGNY8 Bridge plugin accepted the API key.")
+        return data
+
+    def _check_version(
+        self,
+        root: RestRoot,
+        plugin_status: dict[str, Any] | None,
+        checks: list[dict[str, Any]],
+        details: dict[str, Any],
+    ) -> None:
+        """WordPress's version, where the site exposes it (informational: never fails the test)."""
+        check: dict[str, Any] = {"name": "version"}
+        checks.append(check)
+        version = plugin_status.get("wordpress_version") if plugin_status else None
+        if isinstance(version, str) and version:
+            check.update(outcome="ok", source="plugin", version=version)
+            details["wordpress_version"] = version
+            return
+        started = time.monotonic()
+        # WordPress prints its version as the generator of the links OPML file and the feed
+        # (unless a plugin removes the generator); neither needs pretty permalinks or a login.
+        install_url = root.index.get("url") if isinstance(root.index.get("url"), str) else self.site_url
+        install_base = install_url.rstrip("/") + "/"
+        for source, url, params in (
+            ("wp-links-opml.php", install_base + "wp-links-opml.php", None),
+            ("feed", self._site_base(), {"feed": "rss2"}),
+        ):
+            try:
+                response = self.http.request("GET", url, params=params, retry=False)
+            except PlatformError:
+                continue
+            if response.status_code != 200:
+                continue
+            for pattern in _GENERATOR_PATTERNS:
+                match = pattern.search(response.content[:65536])
+                if match:
+                    version = match.group(1).decode("ascii", errors="replace")
+                    check.update(outcome="ok", source=source, version=version, duration_ms=_ms(started))
+                    details["wordpress_version"] = version
+                    return
+        check.update(outcome="not_exposed", duration_ms=_ms(started))
+        details["wordpress_version"] = None
+
+    # -- structure -------------------------------------------------------------------------
+
+    def _load_types(self) -> dict[str, dict[str, Any]]:
+        if self._types is None:
+            data = self._json(self._call("GET", f"{CORE_NAMESPACE}/types", auth=self._default_auth()), "/wp/v2/types")
+            if not isinstance(data, dict):
+                raise PlatformError("WordPress answered /wp/v2/types with an unexpected shape.", stage="http")
+            self._types = {slug: item for slug, item in data.items() if isinstance(item, dict)}
+        return self._types
+
+    def _load_taxonomies(self) -> dict[str, dict[str, Any]]:
+        if self._taxonomies is None:
+            data = self._json(
+                self._call("GET", f"{CORE_NAMESPACE}/taxonomies", auth=self._default_auth()), "/wp/v2/taxonomies"
+            )
+            if not isinstance(data, dict):
+                raise PlatformError("WordPress answered /wp/v2/taxonomies with an unexpected shape.", stage="http")
+            self._taxonomies = {slug: item for slug, item in data.items() if isinstance(item, dict)}
+        return self._taxonomies
+
+    def fetch_structure(self) -> dict[str, Any]:
+        types = self._load_types()
+        taxonomies = self._load_taxonomies()
+        return {
+            "post_types": {
+                slug: {
+                    "name": item.get("name"),
+                    "slug": item.get("slug", slug),
+                    "rest_base": item.get("rest_base") or slug,
+                    "rest_namespace": item.get("rest_namespace") or CORE_NAMESPACE,
+                    "hierarchical": bool(item.get("hierarchical")),
+                    "taxonomies": list(item.get("taxonomies") or []),
+                }
+                for slug, item in types.items()
+            },
+            "taxonomies": {
+                slug: {
+                    "name": item.get("name"),
+                    "slug": item.get("slug", slug),
+                    "rest_base": item.get("rest_base") or slug,
+                    "rest_namespace": item.get("rest_namespace") or CORE_NAMESPACE,
+                    "hierarchical": bool(item.get("hierarchical")),
+                    "types": list(item.get("types") or []),
+                }
+                for slug, item in taxonomies.items()
+            },
+        }
+
+    def _type_route(self, content_type: str) -> str:
+        types = self._load_types()
+        item = types.get(content_type)
+        if item is None:
+            raise PlatformError(
+                f"WordPress has no REST-enabled post type {content_type!r} (known: {', '.join(sorted(types))}).",
+                stage="http",
+            )
+        return f"{item.get('rest_namespace') or CORE_NAMESPACE}/{item.get('rest_base') or content_type}"
+
+    def _taxonomy_bases(self, content_type: str) -> dict[str, str]:
+        """rest_base -> taxonomy slug for the taxonomies of a post type (categories/tags for posts)."""
+        item = self._load_types().get(content_type) or {}
+        slugs = [slug for slug in item.get("taxonomies") or [] if isinstance(slug, str)]
+        if not slugs:
+            return {}
+        try:
+            taxonomies = self._load_taxonomies()
+        except PlatformError:
+            taxonomies = {}
+        defaults = {"category": "categories", "post_tag": "tags"}
+        return {(taxonomies.get(slug, {}).get("rest_base") or defaults.get(slug, slug)): slug for slug in slugs}
+
+    # -- posts -----------------------------------------------------------------------------
+
+    def _to_remote_post(self, data: dict[str, Any], content_type: str) -> RemotePost:
+        taxonomies: dict[str, list[Any]] = {}
+        bases = self._taxonomy_bases(content_type) if self._types is not None else {}
+        for key in {*bases, "categories", "tags"}:
+            value = data.get(key)
+            if isinstance(value, list):
+                taxonomies[key] = [item for item in value if isinstance(item, int)]
+        title = _rendered_or_raw(data.get("title"))
+        if isinstance(data.get("title"), dict) and "raw" not in data["title"]:
+            title = html.unescape(title)
+        return RemotePost(
+            external_id=str(data.get("id")),
+            content_type=str(data.get("type") or content_type),
+            title=title,
+            content_html=_rendered_or_raw(data.get("content")),
+            status=str(data.get("status") or ""),
+            url=data.get("link") if isinstance(data.get("link"), str) else None,
+            modified_gmt=parse_wp_datetime(data.get("modified_gmt")),
+            taxonomies=taxonomies,
+            raw=data,
+        )
+
+    def list_posts(
+        self,
+        content_type: str,
+        page: int,
+        per_page: int = 100,
+        modified_after: datetime | None = None,
+        fields: list[str] | None = None,
+        status: str | list[str] | None = None,
+    ) -> PostPage:
+        """One page, oldest modification first. ``status`` defaults to every status but trash when
+        authenticated (drafts need a login), else published only."""
+        route = self._type_route(content_type)
+        authenticated = self.has_app_password
+        if status is None:
+            status = "any" if authenticated else None
+        params: dict[str, Any] = {
+            "per_page": max(1, min(100, per_page)),
+            "page": max(1, page),
+            "context": "edit" if authenticated else "view",
+            "orderby": "modified",
+            "order": "asc",
+            "status": ",".join(status) if isinstance(status, list) else status,
+        }
+        if modified_after is not None:
+            params["modified_after"] = format_wp_datetime(modified_after)
+        if fields:
+            params["_fields"] = ",".join(dict.fromkeys(["id", *fields]))
+        response = self._call("GET", route, params=params, auth=self._default_auth())
+        if response.status_code == 400 and _wp_error(response)[0] == "rest_post_invalid_page_number":
+            return PostPage(posts=[], total=None, total_pages=None)
+        data = self._json(response, f"the {content_type} list")
+        if not isinstance(data, list):
+            raise PlatformError(f"WordPress answered the {content_type} list with an unexpected shape.", stage="http")
+        return PostPage(
+            posts=[self._to_remote_post(item, content_type) for item in data if isinstance(item, dict)],
+            total=_int_header(response, "X-WP-Total"),
+            total_pages=_int_header(response, "X-WP-TotalPages"),
+        )
+
+    def iter_posts(
+        self,
+        content_type: str,
+        modified_after: datetime | None = None,
+        per_page: int = 100,
+        fields: list[str] | None = None,
+        status: str | list[str] | None = None,
+    ) -> Iterator[PostPage]:
+        page = 1
+        while True:
+            result = self.list_posts(content_type, page, per_page, modified_after, fields, status)
+            if not result.posts:
+                return
+            yield result
+            if result.total_pages is not None and page >= result.total_pages:
+                return
+            if result.total_pages is None and len(result.posts) < per_page:
+                return
+            page += 1
+
+    def get_post(self, content_type: str, external_id: str) -> RemotePost:
+        route = f"{self._type_route(content_type)}/{_post_id(external_id)}"
+        context = "edit" if self.has_app_password else "view"
+        response = self._call("GET", route, params={"context": context}, auth=self._default_auth())
+        if response.status_code in (404, 410):
+            raise PostNotFound(f"WordPress has no {content_type} {external_id}.")
+        data = self._json(response, f"{content_type} {external_id}")
+        if not isinstance(data, dict):
+            raise PlatformError(f"WordPress answered {content_type} {external_id} with an unexpected shape.")
+        return self._to_remote_post(data, content_type)
+
+    def create_post(self, post: PostInput) -> RemotePost:
+        self._require_app_password("create posts")
+        body = self._post_body(post)
+        response = self._call(
+            "POST", self._type_route(post.content_type), params={"context": "edit"}, json_body=body, auth="app"
+        )
+        data = self._json(response, f"creating a {post.content_type}")
+        return self._to_remote_post(data, post.content_type)
+
+    def update_post(self, external_id: str, post: PostInput) -> RemotePost:
+        self._require_app_password("update posts")
+        body = self._post_body(post)
+        route = f"{self._type_route(post.content_type)}/{_post_id(external_id)}"
+        # Not retried here (only GETs are): a repeated update would fire WordPress's save hooks
+        # again; the caller sees PlatformError.transient and retries the job instead.
+        response = self._call("POST", route, params={"context": "edit"}, json_body=body, auth="app")
+        if response.status_code in (404, 410):
+            raise PostNotFound(f"WordPress has no {post.content_type} {external_id}.")
+        data = self._json(response, f"updating {post.content_type} {external_id}")
+        return self._to_remote_post(data, post.content_type)
+
+    def _require_app_password(self, what: str) -> None:
+        if not self.has_app_password:
+            raise PlatformError(
+                f"An Application Password (credentials username and app_password) is needed to {what}.", stage="auth"
+            )
+
+    def _post_body(self, post: PostInput) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": post.title, "content": post.content_html, "status": post.status}
+        if post.taxonomies:
+            bases = self._taxonomy_bases(post.content_type)
+            slug_to_base = {slug: base for base, slug in bases.items()}
+            for key, values in post.taxonomies.items():
+                base = key if key in bases else slug_to_base.get(key, key)
+                body[base] = self._term_ids(base, list(values or []))
+        if post.meta:
+            body["meta"] = dict(post.meta)
+        return body
+
+    # -- terms -----------------------------------------------------------------------------
+
+    def _taxonomy_route(self, rest_base: str) -> str:
+        try:
+            taxonomies = self._load_taxonomies()
+        except PlatformError:
+            taxonomies = {}
+        for item in taxonomies.values():
+            if item.get("rest_base") == rest_base:
+                return f"{item.get('rest_namespace') or CORE_NAMESPACE}/{rest_base}"
+        return f"{CORE_NAMESPACE}/{rest_base}"
+
+    def _term_ids(self, rest_base: str, values: list[Any]) -> list[int]:
+        """Term ids for ids or names; names are looked up and created when missing."""
+        ids: list[int] = []
+        for value in values:
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+                ids.append(int(value))
+            elif isinstance(value, str) and value.strip():
+                ids.append(self._term_id(rest_base, value.strip()))
+        return list(dict.fromkeys(ids))
+
+    def _term_id(self, rest_base: str, name: str) -> int:
+        cache_key = (rest_base, name.lower())
+        if cache_key in self._term_cache:
+            return self._term_cache[cache_key]
+        route = self._taxonomy_route(rest_base)
+        found = self._json(
+            self._call(
+                "GET",
+                route,
+                params={"search": name, "per_page": 100, "_fields": "id,name,slug"},
+                auth=self._default_auth(),
+            ),
+            f"the {rest_base} search",
+        )
+        for term in found if isinstance(found, list) else []:
+            if isinstance(term, dict) and (
+                html.unescape(str(term.get("name", ""))).lower() == name.lower()
+                or str(term.get("slug", "")).lower() == name.lower()
+            ):
+                self._term_cache[cache_key] = int(term["id"])
+                return self._term_cache[cache_key]
+        response = self._call("POST", route, json_body={"name": name}, auth="app")
+        data = response.json_or_none()
+        if response.status_code == 400 and isinstance(data, dict) and data.get("code") == "term_exists":
+            term_id = (data.get("data") or {}).get("term_id")
+            if isinstance(term_id, int):
+                self._term_cache[cache_key] = term_id
+                return term_id
+        created = self._json(response, f"creating the {rest_base} term {name!r}")
+        self._term_cache[cache_key] = int(created["id"])
+        return self._term_cache[cache_key]
+
+
+def _int_header(response: HttpResponse, name: str) -> int | None:
+    value = response.headers.get(name, "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _post_id(external_id: str | int) -> int:
+    try:
+        value = int(str(external_id).strip())
+    except ValueError:
+        raise PostNotFound(f"{external_id!r} is not a WordPress post id.") from None
+    if value <= 0:
+        raise PostNotFound(f"{external_id!r} is not a WordPress post id.")
+    return value

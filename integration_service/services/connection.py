@@ -1,0 +1,187 @@
+"""Connection tests: the stored connection of an integration, and the unauthenticated onboarding
+call a WordPress plugin makes with the site's API key.
+
+Every test records a ``SyncEvent`` (``test_connection``) and updates the integration's health
+fields. Reports are scrubbed of the integration's secrets before they are stored or returned.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from flask import current_app
+
+from ..auth import Principal
+from ..errors import Conflict, ConnectionFailed, NotFound, PermissionDenied
+from ..extensions import db
+from ..models import Role, Site, SiteIntegration, SyncEvent, utcnow
+from ..platforms import registry
+from ..platforms.base import ConnectionReport
+from ..platforms.http import HttpSettings
+from ..platforms.redact import basic_token, scrub, secret_variants
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPE = "test_connection"
+
+
+def _secrets_of(integration: SiteIntegration) -> list[str]:
+    credentials = dict(integration.credentials_json or {})
+    values = [str(value) for value in credentials.values() if isinstance(value, str)]
+    username, password = credentials.get("username"), credentials.get("app_password")
+    if isinstance(username, str) and isinstance(password, str) and username and password:
+        values += [basic_token(username, password), basic_token(username, password.replace(" ", ""))]
+    # The username is not a secret; keep it readable in reports.
+    return [value for value in secret_variants(values) if value != username]
+
+
+def diagnostic_settings() -> HttpSettings:
+    """The configured HTTP settings, with at most one retry and short waits: a connection test
+    answers a person (or the plugin's onboarding request) and must not take minutes."""
+    settings = HttpSettings.from_config(current_app.config)
+    return replace(settings, max_retries=min(settings.max_retries, 1), max_retry_wait=min(settings.max_retry_wait, 5))
+
+
+class ConnectionTestService:
+    """Runs a connection test for one integration and records its outcome."""
+
+    def run(self, integration: SiteIntegration) -> ConnectionReport:
+        client = registry.client_for(integration, diagnostic_settings())  # 501 for shopify/custom
+        # End the transaction first: the test may take tens of seconds of outbound HTTP, and an
+        # open transaction would hold a pooled database connection (and row locks) meanwhile.
+        db.session.commit()
+        started_at = utcnow()
+        started = time.monotonic()
+        try:
+            report = client.test_connection()
+        finally:
+            client.close()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        secrets = _secrets_of(integration)
+        details = scrub(dict(report.details), secrets)
+        details["duration_ms"] = duration_ms
+        message = scrub(report.message, secrets)
+        report = ConnectionReport(report.success, message, details)
+
+        stage = details.get("stage")
+        db.session.add(
+            SyncEvent(
+                integration_id=integration.id,
+                site_id=integration.site_id,
+                event_type=EVENT_TYPE,
+                action=EVENT_TYPE,
+                status="success" if report.success else "failed",
+                details=details,
+                error_message=None if report.success else message,
+                started_at=started_at,
+                finished_at=utcnow(),
+            )
+        )
+        integration.is_active = report.success
+        integration.sync_error = None if report.success else message
+        integration.last_connection_test_at = utcnow()
+        integration.last_connection_test_ok = report.success
+        db.session.commit()
+        logger.info(
+            "connection test of integration %s (site %s): %s%s in %d ms",
+            integration.id,
+            integration.site_id,
+            "ok" if report.success else "failed",
+            f" at stage {stage}" if stage else "",
+            duration_ms,
+        )
+        return report
+
+
+def check_integration_connection(integration: SiteIntegration) -> ConnectionReport:
+    """Test and raise ``ConnectionFailed`` (400 ``connection_failed``) when the test fails."""
+    report = ConnectionTestService().run(integration)
+    if not report.success:
+        raise ConnectionFailed(report.message, details=report.details)
+    return report
+
+
+@dataclass
+class OnboardingResult:
+    success: bool
+    integration_id: int
+    message: str
+
+
+def onboard_site(principal: Principal | None, site_id: int, api_key: str, site_url: str) -> OnboardingResult:
+    """``POST /integrations/test-connection/``: the contract's onboarding rules.
+
+    Allowed for an editor-or-above user of the site's account, or when ``api_key`` equals the
+    site's key (constant-time). Creates the WordPress integration when missing, tests it, and
+    deletes it again when it was created here and the test failed.
+    """
+    site = db.session.get(Site, site_id)
+    if site is None:
+        raise NotFound("Site not found.")
+    key_matches = hmac.compare_digest(site.wp_api_key.encode(), api_key.encode())
+    user_allowed = (
+        principal is not None
+        and principal.user_id is not None
+        and principal.account_id == site.account_id
+        and principal.can(Role.editor)
+    )
+    if not (key_matches or user_allowed):
+        logger.warning("onboarding test for site %s refused: neither the key nor the caller is allowed", site.id)
+        raise PermissionDenied("The API key does not match this site.")
+    if site.account.is_suspended:
+        raise PermissionDenied("The site's account is suspended.")
+
+    integration, created = _find_or_create_wordpress_integration(site, api_key, site_url)
+    try:
+        report = ConnectionTestService().run(integration)
+    except Exception:
+        if created:
+            _delete(integration)
+        raise
+    if report.success:
+        return OnboardingResult(True, integration.id, report.message)
+    if created:
+        _delete(integration)
+        logger.info("onboarding: removed integration created for site %s after the failed test", site.id)
+    raise ConnectionFailed(report.message, details={**report.details, "integration_kept": not created})
+
+
+def _find_or_create_wordpress_integration(site: Site, api_key: str, site_url: str) -> tuple[SiteIntegration, bool]:
+    existing = _wordpress_integration(site.id)
+    if existing is not None:
+        return existing, False
+    from .integrations import IntegrationService
+
+    site_principal = Principal(account_id=site.account_id, role=Role.editor, site_id=site.id)
+    try:
+        integration = IntegrationService(site_principal).create(
+            {
+                "site_id": site.id,
+                "platform": "wordpress",
+                "credentials_json": {"api_key": api_key},
+                "config_json": {"site_url": site_url},
+            }
+        )
+    except Conflict:
+        # Another onboarding call created it between our lookup and insert: use that one.
+        existing = _wordpress_integration(site.id)
+        if existing is None:
+            raise
+        return existing, False
+    return integration, True
+
+
+def _wordpress_integration(site_id: int) -> SiteIntegration | None:
+    return db.session.scalar(
+        db.select(SiteIntegration).where(SiteIntegration.site_id == site_id, SiteIntegration.platform == "wordpress")
+    )
+
+
+def _delete(integration: SiteIntegration) -> None:
+    # Explicit: SQLite does not enforce ON DELETE CASCADE unless foreign keys are switched on.
+    db.session.execute(db.delete(SyncEvent).where(SyncEvent.integration_id == integration.id))
+    db.session.delete(integration)
+    db.session.commit()
