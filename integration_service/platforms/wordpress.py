@@ -678,7 +678,7 @@ class WordPressClient:
         fields: list[str] | None = None,
         status: str | list[str] | None = None,
     ) -> PostPage:
-        """One page, oldest modification first. ``status`` defaults to every status but trash when
+        """One page, in id order. ``status`` defaults to every status but trash when
         authenticated (drafts need a login), else published only."""
         route = self._type_route(content_type)
         authenticated = self.has_app_password
@@ -688,7 +688,9 @@ class WordPressClient:
             "per_page": max(1, min(100, per_page)),
             "page": max(1, page),
             "context": "edit" if authenticated else "view",
-            "orderby": "modified",
+            # A unique sort key: MySQL returns rows that tie on the modified time (bulk edits,
+            # imports) in a different order on each page, so modified-ordered paging skips posts.
+            "orderby": "id",
             "order": "asc",
             "status": ",".join(status) if isinstance(status, list) else status,
         }

@@ -83,7 +83,7 @@ def test_list_posts_sends_the_right_query_and_maps_posts(wp: responses.RequestsM
     params = query(call)
     assert params["per_page"] == ["100"] and params["page"] == ["1"]
     assert params["context"] == ["edit"] and params["status"] == ["any"]
-    assert params["orderby"] == ["modified"] and params["order"] == ["asc"]
+    assert params["orderby"] == ["id"] and params["order"] == ["asc"]
     assert params["modified_after"] == ["2026-04-01T10:00:00Z"]
     assert params["_fields"] == ["id,modified_gmt,title"]
     assert call.request.headers["Authorization"].startswith("Basic ")
