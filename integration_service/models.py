@@ -142,6 +142,8 @@ class SiteIntegration(TimestampMixin, db.Model):
     last_connection_test_ok: Mapped[bool | None] = mapped_column(Boolean)
     # High-water mark of the last successful pull (WordPress modified_gmt), for incremental syncs.
     last_pull_modified_gmt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Per post type high-water marks ({"post": "2026-...Z"}); a type without one is pulled in full.
+    pull_watermarks: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     site = relationship("Site", back_populates="integrations")
@@ -173,6 +175,9 @@ class SyncEvent(db.Model):
     progress_done: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A fresh token per claim of the job by a worker: heartbeats and the final write are conditional
+    # on it, so a worker that lost the job (taken over after a redelivery) cannot overwrite it.
+    claim_token: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -212,6 +217,10 @@ class Content(TimestampMixin, db.Model):
     external_url: Mapped[str | None] = mapped_column(String(2048))
     external_status: Mapped[str | None] = mapped_column(String(40))
     external_modified_gmt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # modified_gmt of the newest webhook applied: orders deliveries without claiming that the
+    # post's body was pulled (external_modified_gmt stays the pull's mark, so a pull still
+    # fetches an edit that a status webhook reported).
+    webhook_modified_gmt: Mapped[datetime | None] = mapped_column(UTCDateTime)
     taxonomies: Mapped[dict] = mapped_column(JSONDict, default=dict, nullable=False)
     meta: Mapped[dict] = mapped_column("metadata", JSONDict, default=dict, nullable=False)
     source: Mapped[str] = mapped_column(String(20), default="platform", nullable=False)
@@ -219,9 +228,11 @@ class Content(TimestampMixin, db.Model):
     # Hash of the platform-side fields at the last push or pull; a differing current hash
     # means the platform copy changed since the last sync.
     synced_hash: Mapped[str | None] = mapped_column(String(64))
-    conflict: Mapped[dict | None] = mapped_column(JSON)
+    # SQL NULL (not JSON null) when there is no conflict, so "conflict IS NOT NULL" counts them.
+    conflict: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         UniqueConstraint("site_id", "content_type", "external_id"),
         Index("ix_contents_site_external_status", "site_id", "external_status"),
+        Index("ix_contents_site_status", "site_id", "status"),
     )

@@ -2,3 +2,7 @@
 generate the OpenAPI document."""
 
 from .common import *  # noqa: F403 - the shared schemas are the package's public names
+from .connection import *  # noqa: F403 - connection-test schemas
+from .content import *  # noqa: F403
+from .sync import *  # noqa: F403
+from .webhooks import *  # noqa: F403 - WordPress webhook bodies

@@ -1,0 +1,114 @@
+"""Sync actions on an integration (routes added to the integrations blueprint):
+``sync``, ``sync_status``, ``update_site_structure``, ``content_types``, ``debug_status`` and
+``sync_wordpress_content``. Jobs run in Celery workers; these views only record and enqueue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from ..auth import current_principal, login_required
+from ..errors import ApiErrorSchema
+from ..schemas import (
+    ContentPullRequestSchema,
+    DebugStatusSchema,
+    JobReferenceSchema,
+    SiteStructureSchema,
+    SyncRequestSchema,
+    SyncStatusSchema,
+)
+from ..services.sync import SyncService
+from ..services.sync_health import SyncHealthService
+from .integrations import SECURITY, blp
+
+
+def service() -> SyncService:
+    return SyncService(current_principal())
+
+
+@blp.route("/<int:integration_id>/sync/")
+class SyncAction(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(SyncRequestSchema)
+    @blp.response(202, JobReferenceSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.alt_response(
+        409, schema=ApiErrorSchema, description="A sync is already queued or running (its job_id in details)."
+    )
+    @blp.alt_response(501, schema=ApiErrorSchema)
+    @blp.alt_response(503, schema=ApiErrorSchema, description="The job queue is unavailable (queue_unavailable).")
+    def post(self, data: dict[str, Any], integration_id: int):
+        """Start a sync (metadata, from_external, to_external or both); poll sync_status for its progress."""
+        return service().start_sync(integration_id, data["direction"], data["full"])
+
+
+@blp.route("/<int:integration_id>/sync_status/")
+class SyncStatus(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, SyncStatusSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, integration_id: int):
+        """The integration's sync state, its current job with progress, and its latest events."""
+        return service().sync_status(integration_id)
+
+
+@blp.route("/<int:integration_id>/update_site_structure/")
+class UpdateSiteStructure(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(SiteStructureSchema)
+    @blp.response(202, JobReferenceSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.alt_response(501, schema=ApiErrorSchema)
+    @blp.alt_response(503, schema=ApiErrorSchema)
+    def post(self, data: dict[str, Any], integration_id: int):
+        """Store the post types and taxonomies the WordPress plugin reports (in a worker)."""
+        return service().start_structure_update(integration_id, data)
+
+
+@blp.route("/<int:integration_id>/content_types/")
+class ContentTypes(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, description="config_json.content_types, or {} when never fetched")
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, integration_id: int):
+        """The site structure last fetched or pushed."""
+        return service().content_types(integration_id)
+
+
+@blp.route("/<int:integration_id>/debug_status/")
+class DebugStatus(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.response(200, DebugStatusSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    def get(self, integration_id: int):
+        """Health: connection test, last sync and counts, failures, stuck jobs, webhooks, content states."""
+        return SyncHealthService(current_principal()).debug_status(integration_id)
+
+
+@blp.route("/<int:integration_id>/sync_wordpress_content/")
+class SyncWordPressContent(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(ContentPullRequestSchema)
+    @blp.response(202, JobReferenceSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.alt_response(501, schema=ApiErrorSchema)
+    @blp.alt_response(503, schema=ApiErrorSchema)
+    def post(self, data: dict[str, Any], integration_id: int):
+        """Pull one content's WordPress post (title, body, status, taxonomies, modified time)."""
+        return service().start_content_pull(integration_id, data["content_id"])

@@ -1,0 +1,163 @@
+"""Schemas of the sync actions: sync requests, job references, sync_status, debug_status and the
+site structure the WordPress plugin pushes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+from ..models import JOB_STATUSES, SYNC_DIRECTIONS, SYNC_STATUSES
+from .common import StrictSchema
+
+MAX_STRUCTURE_BYTES = 256 * 1024
+MAX_STRUCTURE_ENTRIES = 200
+__all__ = [
+    "ContentPullRequestSchema",
+    "CurrentJobSchema",
+    "DebugStatusSchema",
+    "JobReferenceSchema",
+    "SiteStructureSchema",
+    "SyncEventSchema",
+    "SyncRequestSchema",
+    "SyncStatusSchema",
+]
+
+SLUG = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="Use a slug of 1 to 64 letters, digits, - or _.")
+
+
+class SyncRequestSchema(StrictSchema):
+    direction = fields.String(load_default="both", validate=validate.OneOf(SYNC_DIRECTIONS))
+    full = fields.Boolean(load_default=False)
+
+
+class ContentPullRequestSchema(StrictSchema):
+    content_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class JobReferenceSchema(Schema):
+    job_id = fields.String(required=True)
+    sync_event_id = fields.Integer(required=True)
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    status_url = fields.String(required=True)
+
+
+class ProgressSchema(Schema):
+    done = fields.Integer()
+    total = fields.Integer(allow_none=True)
+
+
+class CurrentJobSchema(Schema):
+    job_id = fields.String(allow_none=True)
+    sync_event_id = fields.Integer()
+    direction = fields.String(allow_none=True)
+    state = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    progress = fields.Nested(ProgressSchema)
+    started_at = fields.DateTime(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True)
+    stuck = fields.Boolean()
+
+
+class SyncEventSchema(Schema):
+    id = fields.Integer()
+    job_id = fields.String(attribute="task_id", allow_none=True)
+    event_type = fields.String()
+    action = fields.String(allow_none=True)
+    direction = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    details = fields.Method("dump_details")
+    error_message = fields.String(allow_none=True)
+    content_id = fields.Integer(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+    def dump_details(self, obj: Any) -> dict[str, Any]:
+        details = dict(obj.details or {})
+        # A queued structure update carries the pushed payload; show its size, not the payload.
+        if "structure" in details:
+            structure = details.pop("structure") or {}
+            details["post_types"] = len(structure.get("post_types") or {})
+            details["taxonomies"] = len(structure.get("taxonomies") or {})
+        return details
+
+
+class SyncStatusSchema(Schema):
+    sync_status = fields.String(validate=validate.OneOf(SYNC_STATUSES))
+    last_sync_at = fields.DateTime(allow_none=True)
+    sync_error = fields.String(allow_none=True)
+    current_job = fields.Nested(CurrentJobSchema, allow_none=True)
+    recent_events = fields.List(fields.Nested(SyncEventSchema))
+
+
+class DebugStatusSchema(Schema):
+    """Health of one integration (see SyncHealthService)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    integration_id = fields.Integer()
+    platform = fields.String()
+    is_active = fields.Boolean()
+    sync_enabled = fields.Boolean()
+    sync_status = fields.String()
+    sync_error = fields.String(allow_none=True)
+    last_sync_at = fields.DateTime(allow_none=True)
+    last_connection_test = fields.Dict()
+    last_sync = fields.Dict(allow_none=True)
+    current_job = fields.Nested(CurrentJobSchema, allow_none=True)
+    stuck_job = fields.Dict()
+    recent_failures = fields.List(fields.Dict())
+    last_webhook_at = fields.DateTime(allow_none=True)
+    last_pull_modified_gmt = fields.DateTime(allow_none=True)
+    last_structure_fetch = fields.String(allow_none=True)
+    content_counts = fields.Dict()
+
+
+def _bounded_mapping(value: dict[str, Any], what: str) -> None:
+    if len(value) > MAX_STRUCTURE_ENTRIES:
+        raise ValidationError(f"At most {MAX_STRUCTURE_ENTRIES} {what}.")
+    errors: dict[str, list[str]] = {}
+    for key in value:
+        try:
+            SLUG(key)
+        except ValidationError as exc:
+            errors[key] = exc.messages  # type: ignore[assignment]
+    if errors:
+        raise ValidationError(errors)
+
+
+class SiteStructureSchema(Schema):
+    """What the plugin pushes. Fields it may add later are ignored rather than refused, so an
+    updated plugin keeps working against this service."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    post_types = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+    taxonomies = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+    plugin_connection_enabled = fields.Boolean()
+    two_way_sync_enabled = fields.Boolean()
+    timestamp = fields.String(validate=validate.Length(max=64))
+
+    @validates("post_types")
+    def validate_post_types(self, value: dict, **kwargs: Any) -> None:
+        _bounded_mapping(value, "post types")
+
+    @validates("taxonomies")
+    def validate_taxonomies(self, value: dict, **kwargs: Any) -> None:
+        _bounded_mapping(value, "taxonomies")
+
+    @validates("timestamp")
+    def validate_timestamp(self, value: str, **kwargs: Any) -> None:
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationError("Send an ISO 8601 date and time.") from exc
+
+    @validates_schema
+    def validate_size(self, data: dict, **kwargs: Any) -> None:
+        size = len(json.dumps(data, default=str))
+        if size > MAX_STRUCTURE_BYTES:
+            raise ValidationError(f"The structure is too large ({size} bytes; at most {MAX_STRUCTURE_BYTES}).")

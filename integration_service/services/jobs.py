@@ -1,0 +1,237 @@
+"""Job bookkeeping shared by the API side and the workers: recording a ``SyncEvent``, enqueuing
+its Celery task, claiming it in a worker, heartbeats, finishing it and recovering stuck jobs.
+
+Every state change a worker makes is a conditional UPDATE (on the status and on the claim token
+of the worker that owns the job), so two workers can never both own one job and a job marked
+failed by stuck-job recovery cannot be revived by a worker that was only slow.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, or_, update
+
+from ..errors import QueueUnavailable
+from ..extensions import db
+from ..models import ACTIVE_JOB_STATUSES, SiteIntegration, SyncEvent, utcnow
+
+logger = logging.getLogger(__name__)
+
+EVENT_SYNC = "sync"
+EVENT_CONTENT_PULL = "content_pull"
+EVENT_STRUCTURE = "structure_update"
+
+TASK_SYNC = "integration.sync"
+TASK_CONTENT_PULL = "integration.sync_wordpress_content"
+TASK_STRUCTURE = "integration.update_site_structure"
+
+FINAL_STATUSES = ("success", "partial", "failed")
+
+
+class LostOwnership(Exception):
+    """The job was taken over or marked failed while this worker ran it: stop without writing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    event_id: int
+    token: str
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def enqueue(event: SyncEvent, task_name: str) -> None:
+    """Send the job's task (arguments: the event id only). If the broker cannot take it, the
+    recorded event is deleted again, so no ``queued`` row is left behind, and 503 is raised."""
+    celery = current_app.extensions["celery"]
+    task = celery.tasks[task_name]
+    try:
+        # Bounded publish retries: an unreachable broker must answer the client within seconds.
+        task.apply_async(
+            args=[event.id],
+            task_id=event.task_id,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        )
+    except Exception as exc:
+        if current_app.config["CELERY"].get("task_always_eager"):
+            raise  # eager mode: the task itself failed, not the broker
+        logger.warning("could not enqueue %s for event %s: %s", task_name, event.id, type(exc).__name__)
+        db.session.rollback()
+        db.session.execute(db.delete(SyncEvent).where(SyncEvent.id == event.id))
+        db.session.commit()
+        raise QueueUnavailable() from exc
+
+
+def claim(event_id: int, task_id: str | None) -> Claim | None:
+    """Take ownership of a queued job (or of a running one redelivered with the same task id,
+    after its worker died). Returns None when the job is gone, finished or owned by another task."""
+    token = str(uuid.uuid4())
+    now = utcnow()
+    takeover = and_(SyncEvent.status == "running", SyncEvent.task_id == task_id) if task_id else False
+    result = db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == event_id, or_(SyncEvent.status == "queued", takeover))
+        .values(status="running", claim_token=token, started_at=now, heartbeat_at=now, error_message=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount != 1:
+        return None
+    return Claim(event_id, token)
+
+
+def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) -> None:
+    """Prove the worker is alive (and publish progress); raises LostOwnership when the job is no
+    longer ours, so the caller stops."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if done is not None:
+        values["progress_done"] = done
+    if total is not None:
+        values["progress_total"] = total
+    result = db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount != 1:
+        raise LostOwnership(f"sync event {claim_.event_id} is no longer owned by this worker")
+
+
+def finish(
+    claim_: Claim,
+    status: str,
+    details: dict[str, Any] | None = None,
+    error_message: str | None = None,
+    done: int | None = None,
+) -> bool:
+    """Write the final state and release the integration's sync lock. Returns False when the job
+    was no longer ours (nothing written)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "sync_lock": None,
+        "error_message": error_message,
+        "heartbeat_at": utcnow(),
+    }
+    if details is not None:
+        values["details"] = details
+    if done is not None:
+        values["progress_done"] = done
+    result = db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]) -> bool:
+    """Put a job that hit a transient error back to ``queued`` (keeping its lock) until its retry runs."""
+    result = db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
+        .values(status="queued", claim_token=None, error_message=error_message, details=details, heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def fail_unclaimed(event_id: int, error_message: str) -> None:
+    """Mark a job failed before any worker claimed it (e.g. its integration was disabled)."""
+    db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == event_id, SyncEvent.status.in_(ACTIVE_JOB_STATUSES))
+        .values(status="failed", finished_at=utcnow(), sync_lock=None, error_message=error_message)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter between half and one and a half times the step."""
+    base = float(current_app.config.get("SYNC_RETRY_BACKOFF_SECONDS", 10))
+    cap = float(current_app.config.get("SYNC_RETRY_BACKOFF_MAX_SECONDS", 600))
+    delay = min(cap, base * (2**retries)) * random.uniform(0.5, 1.5)
+    if retry_after:
+        delay = max(delay, min(cap, retry_after))
+    return round(delay, 2)
+
+
+def stuck_cutoffs(now: datetime | None = None) -> tuple[datetime, datetime]:
+    now = now or utcnow()
+    running_after = int(current_app.config["SYNC_STUCK_AFTER_SECONDS"])
+    queued_after = int(current_app.config.get("SYNC_QUEUED_STUCK_AFTER_SECONDS", 3600))
+    return now - timedelta(seconds=running_after), now - timedelta(seconds=queued_after)
+
+
+def stuck_condition(now: datetime | None = None):
+    running_cutoff, queued_cutoff = stuck_cutoffs(now)
+    return or_(
+        and_(
+            SyncEvent.status == "running",
+            or_(SyncEvent.heartbeat_at.is_(None), SyncEvent.heartbeat_at < running_cutoff),
+        ),
+        and_(SyncEvent.status == "queued", SyncEvent.created_at < queued_cutoff),
+    )
+
+
+def is_stuck(event: SyncEvent, now: datetime | None = None) -> bool:
+    running_cutoff, queued_cutoff = stuck_cutoffs(now)
+    if event.status == "running":
+        return event.heartbeat_at is None or event.heartbeat_at < running_cutoff
+    if event.status == "queued":
+        return event.created_at < queued_cutoff
+    return False
+
+
+def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
+    """Mark jobs whose worker died (no heartbeat within SYNC_STUCK_AFTER_SECONDS) or that never
+    started (queued for SYNC_QUEUED_STUCK_AFTER_SECONDS) as failed, releasing their sync lock.
+    Returns the ids of the jobs it failed."""
+    query = db.select(SyncEvent.id, SyncEvent.integration_id, SyncEvent.status, SyncEvent.event_type).where(
+        SyncEvent.status.in_(ACTIVE_JOB_STATUSES), stuck_condition()
+    )
+    if integration_id is not None:
+        query = query.where(SyncEvent.integration_id == integration_id)
+    candidates = db.session.execute(query).all()
+    recovered: list[int] = []
+    for event_id, owner_id, status, event_type in candidates:
+        message = (
+            "The worker stopped sending heartbeats (it probably died); the job was marked failed."
+            if status == "running"
+            else "The job was never picked up by a worker; it was marked failed."
+        )
+        # Re-check the condition in the UPDATE: a heartbeat may have arrived since the SELECT.
+        result = db.session.execute(
+            update(SyncEvent)
+            .where(SyncEvent.id == event_id, SyncEvent.status == status, stuck_condition())
+            .values(status="failed", finished_at=utcnow(), sync_lock=None, claim_token=None, error_message=message)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            recovered.append(event_id)
+            if event_type == EVENT_SYNC:
+                db.session.execute(
+                    update(SiteIntegration)
+                    .where(SiteIntegration.id == owner_id)
+                    .values(sync_status="failed", sync_error=message)
+                    .execution_options(synchronize_session=False)
+                )
+            logger.warning("sync event %s of integration %s was stuck (%s): marked failed", event_id, owner_id, status)
+    db.session.commit()
+    return recovered

@@ -1,0 +1,72 @@
+"""Worker process hooks: a periodic stuck-job sweep in every worker, and fork safety for the
+database connection pool."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import bootsteps, current_app
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+SWEEP_TASK = "integration.recover_stuck_jobs"
+
+
+@event.listens_for(Engine, "connect")
+def _remember_pid(dbapi_connection: Any, connection_record: Any) -> None:
+    connection_record.info["pid"] = os.getpid()
+
+
+@event.listens_for(Engine, "checkout")
+def _refuse_foreign_connection(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    # Prefork children inherit the parent's pooled connections; using one from two processes
+    # corrupts it. Drop it and let the pool connect anew (SQLAlchemy's documented recipe).
+    pid = os.getpid()
+    if connection_record.info.get("pid") != pid:
+        connection_record.dbapi_connection = connection_proxy.dbapi_connection = None
+        raise exc.DisconnectionError(f"connection of pid {connection_record.info.get('pid')} checked out in pid {pid}")
+
+
+class StuckJobSweep(bootsteps.StartStopStep):
+    """Every SYNC_RECOVERY_INTERVAL_SECONDS the worker enqueues ``integration.recover_stuck_jobs``
+    on the short queue (one run at start too), so a job whose worker died is failed even when no
+    new sync is requested. The main process only publishes; a pool process does the database work."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref: Any = None
+        self.interval = float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30"))
+
+    def start(self, worker: Any) -> None:
+        if self.interval <= 0 or SWEEP_TASK not in worker.app.tasks:
+            return  # switched off (e.g. celery beat schedules integration.recover_stuck_jobs instead)
+        self._enqueue(worker)
+        self.tref = worker.timer.call_repeatedly(self.interval, self._enqueue, (worker,), priority=10)
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    def _enqueue(self, worker: Any) -> None:
+        try:
+            # Expires with the next sweep: a backlog of sweeps is pointless.
+            worker.app.tasks[SWEEP_TASK].apply_async(queue="short", expires=max(self.interval, 1.0))
+        except Exception:
+            logger.warning("could not enqueue the stuck-job sweep", exc_info=True)
+
+
+def register(celery_app: Any) -> None:
+    """Add the sweep to a Celery app's worker (idempotent)."""
+    steps = celery_app.steps["worker"]
+    if StuckJobSweep not in steps:
+        steps.add(StuckJobSweep)
+
+
+register(current_app)
