@@ -115,9 +115,12 @@ def finish(
     details: dict[str, Any] | None = None,
     error_message: str | None = None,
     done: int | None = None,
+    update_integration: bool = False,
 ) -> bool:
     """Write the final state and release the integration's sync lock. Returns False when the job
-    was no longer ours (nothing written)."""
+    was no longer ours (nothing written). With ``update_integration`` the integration's
+    sync_status/sync_error/last_sync_at change in the same transaction, so a poller never sees
+    the job finished while the integration still says ``syncing``."""
     values: dict[str, Any] = {
         "status": status,
         "finished_at": utcnow(),
@@ -135,8 +138,25 @@ def finish(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount != 1:
+        db.session.rollback()
+        return False
+    if update_integration:
+        outcome: dict[str, Any] = {
+            "sync_error": error_message,
+            "sync_status": "failed" if status == "failed" else "success",
+        }
+        if status != "failed":
+            outcome["last_sync_at"] = utcnow()
+        integration_id = db.select(SyncEvent.integration_id).where(SyncEvent.id == claim_.event_id).scalar_subquery()
+        db.session.execute(
+            update(SiteIntegration)
+            .where(SiteIntegration.id == integration_id)
+            .values(**outcome)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
-    return result.rowcount == 1
+    return True
 
 
 def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]) -> bool:

@@ -267,8 +267,7 @@ def run_sync_job(event_id: int, task_id: str | None, retries: int = 0, max_retri
     base_details: dict[str, Any] = {"direction": direction, "full": full, "attempts": retries + 1}
     if not integration.is_active or not integration.sync_enabled:
         message = "The integration was deactivated or its sync disabled before the job ran."
-        jobs.finish(claim, "failed", base_details, message)
-        _record_outcome(integration.id, "failed", message)
+        jobs.finish(claim, "failed", base_details, message, update_integration=True)
         return {"status": "failed"}
     integration.sync_status = "syncing"
     db.session.commit()
@@ -321,9 +320,8 @@ def run_sync_job(event_id: int, task_id: str | None, retries: int = 0, max_retri
         error = f"{counts.errors} item(s) could not be synced: {named}"
     else:
         status, error = "success", None
-    if not jobs.finish(claim, status, details, error, done=progress.done):
+    if not jobs.finish(claim, status, details, error, done=progress.done, update_integration=True):
         return {"status": "abandoned"}
-    _record_outcome(integration.id, status, error)
     summary = {key: value for key, value in counts.as_details().items() if isinstance(value, int)}
     logger.info("sync event %s finished: %s %s", event_id, status, summary)
     return {"status": status}
@@ -337,17 +335,6 @@ def _item_name(item: dict[str, Any]) -> str:
     if item.get("page"):
         return f"{item.get('content_type')} page {item['page']}"
     return "unknown item"
-
-
-def _record_outcome(integration_id: int, status: str, error: str | None) -> None:
-    values: dict[str, Any] = {"sync_error": error}
-    if status == "failed":
-        values["sync_status"] = "failed"
-    else:
-        values["sync_status"] = "success"
-        values["last_sync_at"] = utcnow()
-    db.session.execute(db.update(SiteIntegration).where(SiteIntegration.id == integration_id).values(**values))
-    db.session.commit()
 
 
 def run_content_pull_job(event_id: int, task_id: str | None, retries: int = 0, max_retries: int = 3) -> dict[str, Any]:
