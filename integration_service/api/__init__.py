@@ -7,28 +7,11 @@ from flask_smorest import Api
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
-    from . import auth, health, integrations
-
-    # Action modules add their routes to the integrations blueprint before it is registered.
-    for action_module in ("connection", "sync"):
-        _import_optional(action_module)
+    # connection and sync add their routes to the integrations blueprint, so they are imported
+    # before it is registered.
+    from . import auth, connection, content, health, integrations, sync, webhooks  # noqa: F401
 
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     api.spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
-    for module in (health, auth, integrations):
+    for module in (health, auth, integrations, content, webhooks):
         api.register_blueprint(module.blp)
-    for extra in ("content", "webhooks"):
-        module = _import_optional(extra)
-        if module is not None:
-            api.register_blueprint(module.blp)
-
-
-def _import_optional(name: str):
-    import importlib
-
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        return None
