@@ -118,6 +118,8 @@ class Config:
     # Incremental pulls re-read this much before the last high-water mark (clock skew, same-second edits).
     SYNC_PULL_OVERLAP_SECONDS = int(os.environ.get("SYNC_PULL_OVERLAP_SECONDS", "120"))
     WEBHOOK_TOLERANCE_SECONDS = 300
+    # Delivery ids are kept this long to answer replays; the plugin retries for 24 hours.
+    WEBHOOK_DEDUPE_RETENTION_HOURS = int(os.environ.get("WEBHOOK_DEDUPE_RETENTION_HOURS", "72"))
 
     API_TITLE = "Integration Service"
     API_VERSION = "v1"

@@ -199,7 +199,8 @@ class WebhookDelivery(db.Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), nullable=False)
     webhook_id: Mapped[str] = mapped_column(String(255), nullable=False)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # Indexed for pruning: rows only need to outlive the plugin's retry window (a day).
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
     __table_args__ = (UniqueConstraint("site_id", "webhook_id"),)
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 logger = logging.getLogger(__name__)
 
 SWEEP_TASK = "integration.recover_stuck_jobs"
+PRUNE_TASK = "integration.prune_webhook_deliveries"
 
 
 @event.listens_for(Engine, "connect")
@@ -34,32 +35,40 @@ def _refuse_foreign_connection(dbapi_connection: Any, connection_record: Any, co
 class StuckJobSweep(bootsteps.StartStopStep):
     """Every SYNC_RECOVERY_INTERVAL_SECONDS the worker enqueues ``integration.recover_stuck_jobs``
     on the short queue (one run at start too), so a job whose worker died is failed even when no
-    new sync is requested. The main process only publishes; a pool process does the database work."""
+    new sync is requested; every WEBHOOK_PRUNE_INTERVAL_SECONDS it enqueues
+    ``integration.prune_webhook_deliveries``. The main process only publishes; a pool process
+    does the database work."""
 
     requires = {"celery.worker.components:Timer"}
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        self.tref: Any = None
-        self.interval = float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30"))
+        self.trefs: list[Any] = []
+        self.schedule = {
+            SWEEP_TASK: float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30")),
+            PRUNE_TASK: float(os.environ.get("WEBHOOK_PRUNE_INTERVAL_SECONDS", "3600")),
+        }
 
     def start(self, worker: Any) -> None:
-        if self.interval <= 0 or SWEEP_TASK not in worker.app.tasks:
-            return  # switched off (e.g. celery beat schedules integration.recover_stuck_jobs instead)
-        self._enqueue(worker)
-        self.tref = worker.timer.call_repeatedly(self.interval, self._enqueue, (worker,), priority=10)
+        for task_name, interval in self.schedule.items():
+            if interval <= 0 or task_name not in worker.app.tasks:
+                continue  # switched off (e.g. celery beat schedules the task instead)
+            self._enqueue(worker, task_name, interval)
+            self.trefs.append(
+                worker.timer.call_repeatedly(interval, self._enqueue, (worker, task_name, interval), priority=10)
+            )
 
     def stop(self, worker: Any) -> None:
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
+        for tref in self.trefs:
+            tref.cancel()
+        self.trefs = []
 
-    def _enqueue(self, worker: Any) -> None:
+    def _enqueue(self, worker: Any, task_name: str, interval: float) -> None:
         try:
-            # Expires with the next sweep: a backlog of sweeps is pointless.
-            worker.app.tasks[SWEEP_TASK].apply_async(queue="short", expires=max(self.interval, 1.0))
+            # Expires with the next run: a backlog of sweeps is pointless.
+            worker.app.tasks[task_name].apply_async(queue="short", expires=max(interval, 1.0))
         except Exception:
-            logger.warning("could not enqueue the stuck-job sweep", exc_info=True)
+            logger.warning("could not enqueue %s", task_name, exc_info=True)
 
 
 def register(celery_app: Any) -> None:

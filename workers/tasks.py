@@ -20,6 +20,7 @@ from flask import current_app
 
 from integration_service.services import jobs
 from integration_service.services.sync import RetryLater, run_content_pull_job, run_structure_job, run_sync_job
+from integration_service.services.webhooks import prune_deliveries
 
 from . import signals  # noqa: F401 - connects the worker signal handlers
 
@@ -82,3 +83,11 @@ def recover_stuck_jobs() -> list[int]:
     """Mark jobs without a heartbeat (dead worker) or never started as failed; workers run this
     periodically in-process (see ``signals``), and it can also be scheduled with celery beat."""
     return jobs.recover_stuck_jobs()
+
+
+@shared_task(
+    name="integration.prune_webhook_deliveries", time_limit=SHORT_TIME_LIMIT, soft_time_limit=SHORT_SOFT_TIME_LIMIT
+)
+def prune_webhook_deliveries() -> int:
+    """Forget old webhook delivery ids; workers run this hourly in-process (see ``signals``)."""
+    return prune_deliveries()

@@ -36,9 +36,10 @@ import binascii
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -112,6 +113,16 @@ def verify_signature(secret: str, headers: Any, body: bytes) -> VerifiedDelivery
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def prune_deliveries(now: datetime | None = None) -> int:
+    """Forget delivery ids older than WEBHOOK_DEDUPE_RETENTION_HOURS (the plugin retries one id
+    for at most a day, so older ids cannot come back). Returns how many were deleted."""
+    hours = int(current_app.config["WEBHOOK_DEDUPE_RETENTION_HOURS"])
+    cutoff = (now or utcnow()) - timedelta(hours=hours)
+    result = db.session.execute(db.delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff))
+    db.session.commit()
+    return result.rowcount
 
 
 class WebhookService:

@@ -98,3 +98,32 @@ def test_signature_covers_id_and_timestamp():
         verify_signature(KEY, headers("msg_b", now, signature), BODY)
     with pytest.raises(NotAuthenticated):
         verify_signature(KEY, headers("msg_a", now - 1, signature), BODY)
+
+
+def test_prune_forgets_only_delivery_ids_past_the_retention(app, factory):
+    from datetime import timedelta
+
+    from integration_service.extensions import db
+    from integration_service.models import WebhookDelivery, utcnow
+    from integration_service.services.webhooks import prune_deliveries
+
+    site = factory.site()
+    now = utcnow()
+    retention = timedelta(hours=app.config["WEBHOOK_DEDUPE_RETENTION_HOURS"])
+    db.session.add_all(
+        [
+            WebhookDelivery(
+                site_id=site.id, webhook_id="msg_old", kind="status", received_at=now - retention - timedelta(minutes=1)
+            ),
+            WebhookDelivery(
+                site_id=site.id,
+                webhook_id="msg_recent",
+                kind="status",
+                received_at=now - retention + timedelta(minutes=1),
+            ),
+        ]
+    )
+    db.session.commit()
+
+    assert prune_deliveries(now=now) == 1
+    assert db.session.scalars(db.select(WebhookDelivery.webhook_id)).all() == ["msg_recent"]
