@@ -56,11 +56,14 @@ class ServiceError(Exception):
         *,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details or {}
         self.headers = headers or {}
+        # Top-level fields beside "error" that a contract names (e.g. the running job_id of a 409).
+        self.extra = extra or {}
 
 
 class InvalidInput(ServiceError):
@@ -111,15 +114,18 @@ class QueueUnavailable(ServiceError):
     message = "The job queue is unavailable; try again shortly."
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
+        **(extra or {}),
         "error": {"code": code, "message": message, "details": details or {}},
         "request_id": getattr(g, "request_id", None),
     }
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None):
-    response = jsonify(error_body(code, message, details))
+def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None, extra=None):
+    response = jsonify(error_body(code, message, details, extra))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -146,7 +152,7 @@ def handle_service_error(exc: ServiceError):
     if exc.status_code == 401:
         # RFC 9110: a 401 names the scheme the client should use.
         headers.setdefault("WWW-Authenticate", 'Bearer realm="integration-service"')
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers, exc.extra)
 
 
 def handle_validation_error(exc: ValidationError):

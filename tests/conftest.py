@@ -79,9 +79,7 @@ def _clean_database() -> None:
             connection.execute(table.delete())
         if connection.dialect.name == "postgresql":
             for table in tables:
-                connection.execute(
-                    text("SELECT setval(pg_get_serial_sequence(:t, 'id'), 1, false)"), {"t": table.name}
-                )
+                connection.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), 1, false)"), {"t": table.name})
 
 
 @pytest.fixture(autouse=True)

@@ -29,8 +29,14 @@ class Factory:
         db.session.commit()
         return account
 
-    def user(self, account: Account | None = None, role: str = "editor", is_active: bool = True,
-             email: str | None = None, password: str = DEFAULT_PASSWORD) -> User:
+    def user(
+        self,
+        account: Account | None = None,
+        role: str = "editor",
+        is_active: bool = True,
+        email: str | None = None,
+        password: str = DEFAULT_PASSWORD,
+    ) -> User:
         account = account or self.account()
         user = User(
             account_id=account.id,

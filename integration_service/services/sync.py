@@ -139,7 +139,11 @@ class SyncService:
         details: dict[str, Any] = {}
         if running is not None:
             details = {"job_id": running.task_id, "sync_event_id": running.id, "status": running.status}
-        return Conflict("A sync is already queued or running for this integration.", details=details)
+        return Conflict(
+            "A sync is already queued or running for this integration.",
+            details=details,
+            extra={key: details[key] for key in ("job_id", "sync_event_id") if key in details},
+        )
 
     def start_content_pull(self, integration_id: int, content_id: int) -> dict[str, Any]:
         integration = self.integration(integration_id)

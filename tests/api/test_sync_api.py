@@ -99,7 +99,9 @@ def test_a_second_sync_gets_409_with_the_running_job_id(editor_client, wp_integr
     response = editor_client.post(url(wp_integration, "sync"), json={"direction": "both"})
 
     assert response.status_code == 409
-    error = response.get_json()["error"]
+    body = response.get_json()
+    assert (body["job_id"], body["sync_event_id"]) == (running.task_id, running.id)
+    error = body["error"]
     assert error["code"] == "conflict"
     assert error["details"]["job_id"] == running.task_id
     assert error["details"]["sync_event_id"] == running.id
