@@ -234,3 +234,13 @@ def test_query_style_urls_are_used_for_every_call(mocked: responses.RequestsMock
     page = make_client().list_posts("post", 1)
     assert [post.external_id for post in page.posts] == ["1"]
     assert all(urlsplit(call.request.url).path == "/" for call in mocked.calls[1:])
+
+
+def test_list_posts_asks_only_for_the_fields_it_maps(wp: responses.RequestsMock) -> None:
+    # WordPress skips rendering what nobody asked for; content.raw alone avoids the_content filters.
+    wp.get(f"{API}/posts", json=[wp_post(1)], headers={"X-WP-Total": "1", "X-WP-TotalPages": "1"})
+    make_client().list_posts("post", 1)
+    call = next(c for c in wp.calls if urlsplit(c.request.url).path == "/wp-json/wp/v2/posts")
+    requested = set(query(call)["_fields"][0].split(","))
+    assert {"id", "type", "status", "link", "modified_gmt", "title.raw", "content.raw", "categories", "tags"} <= requested
+    assert "content.rendered" not in requested and "excerpt" not in requested
