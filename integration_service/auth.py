@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt
 from flask import current_app, g, request
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .crypto import api_key_digest
@@ -97,7 +98,8 @@ def _user_principal(token: str) -> Principal:
         raise NotAuthenticated("The access token is not valid.") from exc
     if claims.get("typ") != "access" or not str(claims["sub"]).isdigit():
         raise NotAuthenticated("The access token is not valid.")
-    user = db.session.get(User, int(claims["sub"]))
+    # The account comes in the same query: this runs on every authenticated request.
+    user = db.session.get(User, int(claims["sub"]), options=[joinedload(User.account)])
     if user is None or not user.is_active:
         raise NotAuthenticated("The user is inactive or does not exist.")
     if user.account.is_suspended:
@@ -106,7 +108,9 @@ def _user_principal(token: str) -> Principal:
 
 
 def site_for_api_key(api_key: str) -> Site | None:
-    site = db.session.scalar(db.select(Site).where(Site.wp_api_key_digest == api_key_digest(api_key)))
+    site = db.session.scalar(
+        db.select(Site).options(joinedload(Site.account)).where(Site.wp_api_key_digest == api_key_digest(api_key))
+    )
     if site is None or not hmac.compare_digest(site.wp_api_key.encode(), api_key.encode()):
         return None
     return site
