@@ -242,5 +242,15 @@ def test_list_posts_asks_only_for_the_fields_it_maps(wp: responses.RequestsMock)
     make_client().list_posts("post", 1)
     call = next(c for c in wp.calls if urlsplit(c.request.url).path == "/wp-json/wp/v2/posts")
     requested = set(query(call)["_fields"][0].split(","))
-    assert {"id", "type", "status", "link", "modified_gmt", "title.raw", "content.raw", "categories", "tags"} <= requested
+    assert {
+        "id",
+        "type",
+        "status",
+        "link",
+        "modified_gmt",
+        "title.raw",
+        "content.raw",
+        "categories",
+        "tags",
+    } <= requested
     assert "content.rendered" not in requested and "excerpt" not in requested

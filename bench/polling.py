@@ -1,0 +1,186 @@
+"""Benchmark 6: ``GET .../sync_status/`` with 1,000 integrations and 100,000 SyncEvents.
+
+One account owns 1,000 sites, each with a WordPress integration; 100 SyncEvents per integration
+are bulk-inserted with one SQL statement (a mix of finished syncs and webhook events, like a
+site's history), and every tenth integration has a running job. The owner's access token polls
+the integrations in turn, as a dashboard does. Baseline: the trivial route of the same app under
+the same gunicorn, in the same run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import common
+from .common import log, print_table, ratio, write_result
+from .loadgen import Req, metered_wrk, run_open_loop
+
+INTEGRATIONS = 1000
+EVENTS_PER_INTEGRATION = 100
+STATUS_PATH = "/api/v1/integration/integrations/{id}/sync_status/"
+
+
+def setup_data() -> tuple[common.Tenant, list[int]]:
+    from integration_service.extensions import db
+    from integration_service.models import SiteIntegration
+
+    common.reset_database()
+    common.flush_redis()
+    app = common.bench_app()
+    tenant = common.create_tenant(app, [f"http://127.0.0.1:9/poll-{i}" for i in range(INTEGRATIONS)], name="polling")
+    with app.app_context():
+        db.session.execute(
+            db.insert(SiteIntegration),
+            [
+                {
+                    "site_id": s["id"],
+                    "platform": "wordpress",
+                    "platform_type": "cms",
+                    "config_json": {"site_url": s["url"]},
+                    "credentials_json": {"api_key": s["api_key"], "username": "admin", "app_password": "unused"},
+                    "sync_status": "success",
+                }
+                for s in tenant.sites
+            ],
+        )
+        db.session.commit()
+    with common.pg_connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO sync_events (integration_id, site_id, event_type, action, direction, status, details,
+                                     error_message, task_id, progress_done, progress_total, created_at, started_at,
+                                     finished_at, webhook_id)
+            SELECT i.id, i.site_id,
+                   CASE WHEN g %% 4 = 0 THEN 'sync' ELSE 'webhook_status' END,
+                   CASE WHEN g %% 4 = 0 THEN 'sync' ELSE 'status' END,
+                   CASE WHEN g %% 4 = 0 THEN 'both' ELSE 'from_external' END,
+                   CASE WHEN g %% 37 = 0 THEN 'failed' ELSE 'success' END,
+                   CASE WHEN g %% 4 = 0
+                        THEN json_build_object('direction', 'both', 'full', false, 'created', g, 'updated', 3,
+                                               'unchanged', 900, 'errors', 0)
+                        ELSE json_build_object('outcome', 'applied', 'post_id', 1000 + g, 'post_status', 'publish')
+                   END,
+                   CASE WHEN g %% 37 = 0 THEN 'http: WordPress answered 502' END,
+                   md5(i.id::text || '-' || g::text),
+                   g, g,
+                   now() - make_interval(mins => 101 - g), now() - make_interval(mins => 101 - g),
+                   now() - make_interval(mins => 101 - g) + interval '20 seconds',
+                   CASE WHEN g %% 4 = 0 THEN NULL ELSE 'msg_' || i.id || '_' || g END
+            FROM site_integrations i CROSS JOIN generate_series(1, %s) AS g
+            """,
+            (EVENTS_PER_INTEGRATION,),
+        )
+        # Every tenth integration has a sync running (current_job is filled in).
+        conn.execute(
+            """
+            INSERT INTO sync_events (integration_id, site_id, event_type, action, direction, status, details,
+                                     task_id, sync_lock, progress_done, progress_total, created_at, started_at,
+                                     heartbeat_at)
+            SELECT id, site_id, 'sync', 'sync', 'from_external', 'running', '{"full": false}'::json,
+                   md5(id::text), id, 300, 1000, now(), now(), now()
+            FROM site_integrations WHERE id % 10 = 0
+            """
+        )
+        conn.execute("UPDATE site_integrations SET sync_status = 'syncing' WHERE id % 10 = 0")
+        conn.commit()
+        conn.execute("ANALYZE")
+        ids = [r[0] for r in conn.execute("SELECT id FROM site_integrations ORDER BY id").fetchall()]
+        events = conn.execute("SELECT count(*) FROM sync_events").fetchone()[0]
+    log(f"polling data: {len(ids)} integrations, {events} sync events")
+    return tenant, ids
+
+
+def status_requests(tenant: common.Tenant, ids: list[int], count: int) -> list[Req]:
+    return [Req("GET", STATUS_PATH.format(id=ids[i % len(ids)]), "", dict(tenant.auth)) for i in range(count)]
+
+
+def run(quick: bool) -> dict[str, Any]:
+    duration = 5 if quick else 15
+    latency_duration = 5 if quick else 15
+    tenant, ids = setup_data()
+    gunicorn, base = common.start_gunicorn("gunicorn-polling")
+    try:
+        import requests
+
+        probe = requests.get(base + STATUS_PATH.format(id=ids[9]), headers=tenant.auth, timeout=10)
+        if probe.status_code != 200:
+            raise RuntimeError(f"sync_status answered {probe.status_code}: {probe.text[:500]}")
+        sample = probe.json()
+        trivial = [Req("GET", "/bench/trivial")]
+        log("warming up")
+        run_open_loop(base, status_requests(tenant, ids, 300), rate=150, duration=2)
+        run_open_loop(base, trivial * 300, rate=150, duration=2)
+
+        log(f"sustained: wrk {duration}s each, trivial / sync_status / trivial")
+        t1 = metered_wrk(base, trivial * 200_000, duration, "poll-trivial-1", gunicorn.pid)
+        st = metered_wrk(base, status_requests(tenant, ids, 200_000), duration, "sync-status", gunicorn.pid)
+        t2 = metered_wrk(base, trivial * 200_000, duration, "poll-trivial-2", gunicorn.pid)
+        trivial_rate = (t1["rate"] + t2["rate"]) / 2
+
+        offered = max(1.0, st["rate"] / 2)
+        log(f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s")
+        count = int(offered * latency_duration) + 10
+        sl = run_open_loop(base, status_requests(tenant, ids, count), offered, latency_duration)
+        tl = run_open_loop(base, trivial * count, offered, latency_duration)
+    finally:
+        gunicorn.stop()
+
+    rows = [
+        [
+            "trivial route (GET /bench/trivial)",
+            trivial_rate,
+            tl["latency_ms"]["p50"],
+            tl["latency_ms"]["p99"],
+            t1["latency_ms"]["p99"],
+            None,
+        ],
+        [
+            "sync_status (1,000 integrations, 100k events)",
+            st["rate"],
+            sl["latency_ms"]["p50"],
+            sl["latency_ms"]["p99"],
+            st["latency_ms"]["p99"],
+            ratio(st["rate"], trivial_rate),
+        ],
+    ]
+    print_table(
+        f"Polling (gunicorn {common.WEB_WORKERS} sync workers, PostgreSQL; wrk -t2 -c8 {duration}s; "
+        f"latency at {offered:.0f} req/s offered)",
+        ["route", "sustained req/s", "p50 ms @fixed", "p99 ms @fixed", "p99 ms @saturation", "ratio to trivial"],
+        rows,
+    )
+    print_table(
+        "CPU milliseconds per answered request during the sustained runs, by process",
+        ["route", "machine busy %", "CPU ms per request"],
+        [
+            [
+                label,
+                run["machine_busy_pct"],
+                ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_ms_per_request"].items() if v >= 0.01),
+            ]
+            for label, run in [("trivial route", t1), ("sync_status", st)]
+        ],
+    )
+    result = {
+        "load_tools": {
+            "sustained": "wrk 4 (-t2 -c8), bench/wrk/replay.lua, owner bearer token, integrations in turn",
+            "fixed_rate": "bench/loadgen.py asyncio open loop, latency from each request's due time",
+        },
+        "data": {"integrations": len(ids), "sync_events": INTEGRATIONS * EVENTS_PER_INTEGRATION + len(ids) // 10},
+        "sample_answer_keys": sorted(sample),
+        "recent_events_in_answer": len(sample.get("recent_events") or []),
+        "gunicorn_workers": common.WEB_WORKERS,
+        "trivial_rate": trivial_rate,
+        "trivial_runs": [t1, t2],
+        "sync_status_sustained": st,
+        "sync_status_ratio": ratio(st["rate"], trivial_rate),
+        "offered_rate": offered,
+        "sync_status_fixed": {k: v for k, v in sl.items() if k != "answered"},
+        "trivial_fixed": {k: v for k, v in tl.items() if k != "answered"},
+        "targets": {
+            "ratio_ge_0_6": (ratio(st["rate"], trivial_rate) or 0) >= 0.6,
+            "p99_lt_20ms_at_half_rate": (sl["latency_ms"]["p99"] or 1e9) < 20,
+        },
+    }
+    write_result("polling", result)
+    return result

@@ -1,0 +1,200 @@
+"""Run the benchmark suite: ``python -m bench.run [--quick] [--only NAME ...]``.
+
+Benchmarks (each prints its table and writes ``bench/results/<name>.json``):
+
+* ``pull``     — 1. pull sync vs raw download vs naive insert loop, 2. incremental re-sync,
+                 3. worker peak RSS (N = 1,000 and 10,000; ``--quick``: N = 200)
+* ``push``     — 4. push of 500 contents vs a raw loop of the same WordPress POSTs (quick: 100)
+* ``webhooks`` — 5. signed webhook ingestion vs the trivial route, burst correctness
+* ``polling``  — 6. sync_status with 1,000 integrations and 100,000 SyncEvents vs the trivial route
+
+Needs PostgreSQL, Redis and MariaDB on loopback (``scripts/services.sh``), wrk and py-spy
+(``scripts/bench.sh`` installs them). Uses its own PostgreSQL database ``bench_db`` (dropped and
+recreated), Redis database 10 (flushed) and WordPress sites named ``bench-*`` (kept between runs;
+``scripts/wordpress-e2e.sh stop --name bench-10000 --purge`` removes one). All load stays on
+127.0.0.1; every process started is stopped at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from . import common
+from .common import log, machine_info, print_table, write_result
+
+BENCHMARKS = ("pull", "push", "webhooks", "polling")
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary_rows(results: dict[str, Any]) -> list[list[Any]]:
+    """One row per target of the issue: figure, target, met."""
+    rows: list[list[Any]] = []
+    pull = results.get("pull")
+    if isinstance(pull, dict) and "results" in pull:
+        n = str(pull["sizes"][-1])
+        top = pull["results"][n]
+        rows.append(
+            [f"pull N={n}: service / raw (c/a)", _fmt_ratio(top["c_over_a"]), ">= 0.85", (top["c_over_a"] or 0) >= 0.85]
+        )
+        rows.append(
+            [f"pull N={n}: service / naive (c/b)", _fmt_ratio(top["c_over_b"]), ">= 3", (top["c_over_b"] or 0) >= 3]
+        )
+        nothing = (pull.get("incremental") or {}).get("nothing changed")
+        if nothing:
+            kinds = nothing["wordpress_requests"]["by_kind"]
+            lists = sum(v for k, v in kinds.items() if k.startswith("list"))
+            rows.append(
+                [
+                    "incremental, nothing changed: list requests per post type",
+                    f"{lists} / {len(pull['post_types'])} type(s) (+{kinds.get('discovery', 0)} discovery)",
+                    "<= 1 per type",
+                    lists <= len(pull["post_types"]),
+                ]
+            )
+            rows.append(
+                [
+                    "incremental, nothing changed: wall time",
+                    f"{nothing['seconds']:.2f} s",
+                    "< 1 s",
+                    nothing["seconds"] < 1,
+                ]
+            )
+        growth = pull.get("memory_growth")
+        if growth:
+            worst = max(growth["tree_mb"], growth["largest_process_mb"])
+            rows.append(["worker peak RSS growth N=1,000 -> 10,000", f"{worst:+.1f} MB", "< 25 MB", worst < 25])
+    push = results.get("push")
+    if isinstance(push, dict) and "ratio" in push:
+        rows.append(["push: service / raw loop", _fmt_ratio(push["ratio"]), ">= 0.8", (push["ratio"] or 0) >= 0.8])
+    hooks = results.get("webhooks")
+    if isinstance(hooks, dict) and "webhook_ratio" in hooks:
+        rows.append(
+            [
+                "webhooks: rate / trivial route",
+                _fmt_ratio(hooks["webhook_ratio"]),
+                ">= 0.5",
+                (hooks["webhook_ratio"] or 0) >= 0.5,
+            ]
+        )
+        p99 = hooks["webhook_fixed"]["latency_ms"]["p99"]
+        rows.append(
+            [
+                f"webhooks: p99 at {hooks['offered_rate']:.0f}/s (half the sustained)",
+                f"{p99:.1f} ms",
+                "< 50 ms",
+                p99 < 50,
+            ]
+        )
+        rows.append(
+            [
+                "webhooks: burst lost or doubled",
+                "none" if hooks["burst"]["ok"] else "SOME",
+                "zero",
+                hooks["burst"]["ok"],
+            ]
+        )
+    poll = results.get("polling")
+    if isinstance(poll, dict) and "sync_status_ratio" in poll:
+        rows.append(
+            [
+                "polling: rate / trivial route",
+                _fmt_ratio(poll["sync_status_ratio"]),
+                ">= 0.6",
+                (poll["sync_status_ratio"] or 0) >= 0.6,
+            ]
+        )
+        p99 = poll["sync_status_fixed"]["latency_ms"]["p99"]
+        rows.append(
+            [f"polling: p99 at {poll['offered_rate']:.0f}/s (half the sustained)", f"{p99:.1f} ms", "< 20 ms", p99 < 20]
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and short runs (a smoke check)")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
+    parser.add_argument("--no-profile", action="store_true", help="do not run py-spy during the largest pull")
+    args = parser.parse_args(argv)
+
+    common.install_signal_handlers()
+    common.RUN_MODE["quick"] = args.quick
+    selected = args.only or list(BENCHMARKS)
+    started = time.monotonic()
+    log(f"machine: {json.dumps(machine_info())}")
+    results: dict[str, Any] = {}
+    failed = []
+    load_before: dict[str, list[float]] = {}
+    for name in selected:
+        load_before[name] = [round(x, 2) for x in os.getloadavg()]
+        log(f"=== {name} ({'quick' if args.quick else 'full'}; load average {load_before[name]}) ===")
+        t0 = time.monotonic()
+        try:
+            if name == "pull":
+                from . import pull
+
+                results[name] = pull.run(args.quick, profile=not args.no_profile)
+            elif name == "push":
+                from . import push
+
+                results[name] = push.run(args.quick)
+            elif name == "webhooks":
+                from . import webhooks
+
+                results[name] = webhooks.run(args.quick)
+            elif name == "polling":
+                from . import polling
+
+                results[name] = polling.run(args.quick)
+        except Exception as exc:
+            traceback.print_exc()
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            failed.append(name)
+        finally:
+            common.stop_all()
+        log(f"=== {name} took {time.monotonic() - t0:.0f}s ===")
+
+    # Targets from this run's results, and from the latest saved result of the benchmarks that
+    # this run left out (``--only``), so summary.json always covers every benchmark.
+    latest = dict(results)
+    for name in BENCHMARKS:
+        path = common.RESULTS_DIR / f"{name}.json"
+        if name not in latest and path.exists():
+            saved = json.loads(path.read_text())
+            if "error" not in saved and saved.get("quick") in (args.quick, None):
+                latest[name] = saved
+    from .wp import stop_started_sites
+
+    stop_started_sites()
+    rows = summary_rows(latest)
+    if rows:
+        print_table("Targets (issue 6)", ["target", "measured", "goal", "met"], rows)
+    write_result(
+        "summary",
+        {
+            "quick": args.quick,
+            "benchmarks": selected,
+            "failed": failed,
+            "seconds": time.monotonic() - started,
+            "load_average_before": load_before,
+            "targets": [{"target": r[0], "measured": r[1], "goal": r[2], "met": r[3]} for r in rows],
+            "targets_from": {n: ("this run" if n in results else "earlier run") for n in latest},
+            "errors": {k: v["error"] for k, v in results.items() if isinstance(v, dict) and "error" in v},
+        },
+    )
+    if failed:
+        log(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

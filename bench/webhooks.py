@@ -1,0 +1,264 @@
+"""Benchmark 5: signed WordPress status webhooks under gunicorn on PostgreSQL.
+
+One site with a WordPress integration and ``CONTENTS`` contents linked to WordPress post ids.
+Every delivery is signed the Standard Webhooks way (HMAC-SHA256 keyed by the site API key's UTF-8
+bytes over ``{id}.{timestamp}.{body}``) with its own webhook-id, precomputed just before each
+phase (the service refuses timestamps older than 5 minutes).
+
+Phases, all against one gunicorn:
+1. sustained rate: wrk, closed loop, trivial route / webhooks / trivial route again;
+2. latency at a fixed offered rate of half the sustained webhook rate (asyncio open loop), and
+   the trivial route at the same offered rate;
+3. burst: ``BURST`` unique deliveries plus a duplicate of every tenth one sent at the same time
+   as its original, all answers read; then the database must hold exactly one applied event per
+   webhook-id answered 200, and none for the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+from . import common
+from .common import log, print_table, ratio, write_result
+from .loadgen import Req, metered_wrk, run_burst, run_open_loop
+
+WEBHOOK_PATH = "/api/v1/integration/webhooks/wordpress/status/"
+CONTENTS = 1000
+FIRST_POST_ID = 100_000
+
+
+def sign(api_key: str, webhook_id: str, timestamp: int, body: str) -> str:
+    mac = hmac.new(api_key.encode(), f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def signed_requests(api_key: str, count: int, prefix: str, start: int = 0) -> list[Req]:
+    """``count`` status deliveries, each with a unique webhook-id, cycling over the contents."""
+    now = int(time.time())
+    statuses = ("publish", "draft", "pending", "private")
+    out = []
+    for i in range(start, start + count):
+        webhook_id = f"msg_{prefix}_{i}"
+        body = json.dumps(
+            {"post_id": FIRST_POST_ID + i % CONTENTS, "post_status": statuses[i % len(statuses)], "post_type": "post"},
+            separators=(",", ":"),
+        )
+        out.append(
+            Req(
+                "POST",
+                WEBHOOK_PATH,
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "X-API-Key": api_key,
+                    "webhook-id": webhook_id,
+                    "webhook-timestamp": str(now),
+                    "webhook-signature": sign(api_key, webhook_id, now, body),
+                },
+                tag=webhook_id,
+            )
+        )
+    return out
+
+
+def setup_data() -> dict[str, Any]:
+    from integration_service.extensions import db
+    from integration_service.models import Content, SiteIntegration
+
+    common.reset_database()
+    common.flush_redis()
+    app = common.bench_app()
+    tenant = common.create_tenant(app, ["http://127.0.0.1:9/webhook-bench"], name="webhooks")
+    site = tenant.sites[0]
+    with app.app_context():
+        db.session.add(
+            SiteIntegration(
+                site_id=site["id"],
+                platform="wordpress",
+                platform_type="cms",
+                config_json={"site_url": site["url"]},
+                credentials_json={"api_key": site["api_key"], "username": "admin", "app_password": "unused"},
+            )
+        )
+        db.session.execute(
+            db.insert(Content),
+            [
+                {
+                    "site_id": site["id"],
+                    "title": f"Post {i}",
+                    "content_html": "<p>x</p>",
+                    "status": "published",
+                    "content_type": "post",
+                    "external_id": str(FIRST_POST_ID + i),
+                    "external_status": "publish",
+                    "source": "wordpress",
+                }
+                for i in range(CONTENTS)
+            ],
+        )
+        db.session.commit()
+    return site
+
+
+def applied_counts(prefix: str) -> dict[str, int]:
+    """Per webhook-id outcome counts for the ids that start with ``msg_{prefix}_``."""
+    with common.pg_connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT webhook_id, count(*) FILTER (WHERE details->>'outcome' = 'applied'),
+                   count(*) FILTER (WHERE details->>'outcome' = 'duplicate')
+            FROM sync_events WHERE webhook_id LIKE %s GROUP BY webhook_id
+            """,
+            (f"msg\\_{prefix}\\_%",),
+        ).fetchall()
+        deliveries = conn.execute(
+            "SELECT count(*) FROM webhook_deliveries WHERE webhook_id LIKE %s", (f"msg\\_{prefix}\\_%",)
+        ).fetchone()[0]
+    return {
+        "ids_with_events": len(rows),
+        "applied_events": sum(r[1] for r in rows),
+        "ids_applied_more_than_once": sum(1 for r in rows if r[1] > 1),
+        "duplicate_events": sum(r[2] for r in rows),
+        "delivery_rows": deliveries,
+    }
+
+
+def run(quick: bool) -> dict[str, Any]:
+    duration = 5 if quick else 15
+    latency_duration = 5 if quick else 15
+    burst = 500 if quick else 2000
+    site = setup_data()
+    api_key = site["api_key"]
+    gunicorn, base = common.start_gunicorn("gunicorn-webhooks")
+    try:
+        trivial = [Req("GET", "/bench/trivial")]
+        log("warming up")
+        run_open_loop(base, signed_requests(api_key, 200, "warm"), rate=100, duration=2)
+        run_open_loop(base, trivial * 200, rate=100, duration=2)
+
+        log(f"sustained: wrk {duration}s each, trivial / webhooks / trivial")
+        t1 = metered_wrk(base, trivial * 200_000, duration, "trivial-1", gunicorn.pid)
+        wh = metered_wrk(base, signed_requests(api_key, 60_000, "sustained"), duration, "webhooks", gunicorn.pid)
+        t2 = metered_wrk(base, trivial * 200_000, duration, "trivial-2", gunicorn.pid)
+        trivial_rate = (t1["rate"] + t2["rate"]) / 2
+        sustained_db = applied_counts("sustained")
+
+        offered = max(1.0, wh["rate"] / 2)
+        log(f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s")
+        count = int(offered * latency_duration) + 10
+        wl = run_open_loop(base, signed_requests(api_key, count, "fixed"), offered, latency_duration)
+        tl = run_open_loop(base, trivial * count, offered, latency_duration)
+        fixed_db = applied_counts("fixed")
+
+        log(f"burst: {burst} deliveries + {burst // 10} concurrent duplicates")
+        originals = signed_requests(api_key, burst, "burst")
+        reqs: list[Req] = []
+        for i, r in enumerate(originals):
+            reqs.append(r)
+            if i % 10 == 0:
+                reqs.append(r)  # the same delivery again, right behind it: a retry racing the original
+        b = run_burst(base, reqs, concurrency=32)
+        ok_ids = {tag for tag, status in b["results"] if status == 200}
+        answers_200 = sum(1 for _tag, status in b["results"] if status == 200)
+        other = {str(s) for _t, s in b["results"] if s != 200}
+        burst_db = applied_counts("burst")
+    finally:
+        gunicorn.stop()
+
+    burst_ok = (
+        burst_db["applied_events"] == len(ok_ids)
+        and burst_db["ids_applied_more_than_once"] == 0
+        and burst_db["delivery_rows"] == len(ok_ids)
+        and answers_200 == len(reqs)
+    )
+    rows = [
+        ["trivial route (GET /bench/trivial)", trivial_rate, tl["latency_ms"]["p50"], tl["latency_ms"]["p99"], None],
+        [
+            "webhooks/wordpress/status/ (signed)",
+            wh["rate"],
+            wl["latency_ms"]["p50"],
+            wl["latency_ms"]["p99"],
+            ratio(wh["rate"], trivial_rate),
+        ],
+    ]
+    print_table(
+        f"Webhook ingestion (gunicorn {common.WEB_WORKERS} sync workers, PostgreSQL; wrk -t2 -c8 {duration}s; "
+        f"latency at {offered:.0f} req/s offered)",
+        ["route", "sustained req/s", "p50 ms @fixed", "p99 ms @fixed", "ratio to trivial"],
+        rows,
+    )
+    print_table(
+        "Webhook burst: nothing lost, nothing doubled",
+        [
+            "requests",
+            "200 answers",
+            "unique ids answered 200",
+            "applied events",
+            "ids applied twice",
+            "delivery rows",
+            "duplicates answered as duplicate",
+            "ok",
+        ],
+        [
+            [
+                len(reqs),
+                answers_200,
+                len(ok_ids),
+                burst_db["applied_events"],
+                burst_db["ids_applied_more_than_once"],
+                burst_db["delivery_rows"],
+                burst_db["duplicate_events"],
+                burst_ok,
+            ]
+        ],
+    )
+    print_table(
+        "CPU milliseconds per answered request during the sustained runs, by process",
+        ["route", "machine busy %", "CPU ms per request"],
+        [
+            [
+                label,
+                run["machine_busy_pct"],
+                ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_ms_per_request"].items() if v >= 0.01),
+            ]
+            for label, run in [("trivial route", t1), ("webhooks/wordpress/status/", wh)]
+        ],
+    )
+    result = {
+        "load_tools": {
+            "sustained": "wrk 4 (-t2 -c8), bench/wrk/replay.lua replaying precomputed signed requests, each once",
+            "fixed_rate": "bench/loadgen.py asyncio open loop, latency from each request's due time",
+            "burst": "bench/loadgen.py asyncio, 32 in flight, every answer read",
+        },
+        "gunicorn_workers": common.WEB_WORKERS,
+        "trivial_rate": trivial_rate,
+        "trivial_runs": [t1, t2],
+        "webhook_sustained": wh,
+        "webhook_sustained_db": sustained_db,
+        "webhook_ratio": ratio(wh["rate"], trivial_rate),
+        "offered_rate": offered,
+        "webhook_fixed": {k: v for k, v in wl.items() if k != "answered"},
+        "webhook_fixed_db": fixed_db,
+        "trivial_fixed": {k: v for k, v in tl.items() if k != "answered"},
+        "burst": {
+            "requests": len(reqs),
+            "answers_200": answers_200,
+            "unique_ids_200": len(ok_ids),
+            "other_statuses": sorted(other),
+            "seconds": b["seconds"],
+            **burst_db,
+            "ok": burst_ok,
+        },
+        "targets": {
+            "ratio_ge_0_5": (ratio(wh["rate"], trivial_rate) or 0) >= 0.5,
+            "p99_lt_50ms_at_half_rate": (wl["latency_ms"]["p99"] or 1e9) < 50,
+            "zero_lost_or_doubled": burst_ok,
+        },
+    }
+    write_result("webhooks", result)
+    return result
