@@ -349,3 +349,16 @@ def test_backoff_grows_exponentially_with_jitter(app):
     assert all(base * 2 <= value <= base * 6 for value in third)
     assert len(set(first)) > 1  # jittered
     assert jobs.backoff_seconds(0, retry_after=base * 3) >= base * 3
+
+
+def test_progress_reports_at_most_once_per_interval_and_always_when_complete():
+    from integration_service.services.content_sync import Progress
+
+    reports: list[tuple[int, int | None]] = []
+    progress = Progress(lambda done, total: reports.append((done, total)), min_interval=3600)
+    progress.add_total(300)
+    for _ in range(3):
+        progress.advance(100)
+        progress.report()
+    # The first page reports (a heartbeat right away), the second is within the interval, the last completes.
+    assert reports == [(100, 300), (300, 300)]
