@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case
+from sqlalchemy import case, or_, update
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 KIND_STATUS = "status"
 KIND_METADATA = "metadata"
 EVENT_TYPES = {KIND_STATUS: "webhook_status", KIND_METADATA: "webhook_metadata"}
+LAST_WEBHOOK_RESOLUTION = timedelta(minutes=1)
 
 # Standard Webhooks ids are short tokens such as "msg_2KWPBgLl..."; the column holds 255.
 _WEBHOOK_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -130,6 +131,7 @@ class WebhookService:
 
     def __init__(self, site: Site) -> None:
         self.site = site
+        self.site_id = site.id  # kept: a rollback expires the Site, and reading it again costs a SELECT
 
     @classmethod
     def for_site_id(cls, site_id: int) -> WebhookService:
@@ -161,20 +163,20 @@ class WebhookService:
             raise
 
         content_id = content.id
-        db.session.add(WebhookDelivery(site_id=self.site.id, webhook_id=delivery.webhook_id, kind=kind))
+        db.session.add(WebhookDelivery(site_id=self.site_id, webhook_id=delivery.webhook_id, kind=kind))
         try:
             db.session.flush()
         except IntegrityError:
             # Seen before (or being applied by a concurrent request that committed first).
             db.session.rollback()
-            event = self._record(kind, delivery, {**base_details, "outcome": "duplicate"}, content_id=content_id)
+            event_id = self._record(kind, delivery, {**base_details, "outcome": "duplicate"}, content_id=content_id)
             db.session.commit()
-            logger.info("webhook %s for site %s is a duplicate; not applied", delivery.webhook_id, self.site.id)
+            logger.info("webhook %s for site %s is a duplicate; not applied", delivery.webhook_id, self.site_id)
             return self._result(
                 "duplicate",
                 delivery,
                 content_id=content_id,
-                event=event,
+                event_id=event_id,
                 message="This webhook-id was received before; nothing was applied.",
             )
 
@@ -182,15 +184,15 @@ class WebhookService:
             outcome, details = self._apply_status(content, payload)
         else:
             outcome, details = self._apply_metadata(content, payload)
-        event = self._record(kind, delivery, {**base_details, **details, "outcome": outcome}, content_id=content.id)
-        db.session.commit()
-        logger.info("webhook %s %s for content %s: %s", kind, delivery.webhook_id, content.id, outcome)
+        event_id = self._record(kind, delivery, {**base_details, **details, "outcome": outcome}, content_id=content_id)
+        db.session.commit()  # ids were read before: after the commit they would cost a SELECT each
+        logger.info("webhook %s %s for content %s: %s", kind, delivery.webhook_id, content_id, outcome)
         message = (
             "The event was applied."
             if outcome == "applied"
             else "The event is older than what is stored; it was acknowledged and ignored."
         )
-        return self._result(outcome, delivery, content_id=content.id, event=event, message=message)
+        return self._result(outcome, delivery, content_id=content_id, event_id=event_id, message=message)
 
     # -- matching ---------------------------------------------------------------------------
 
@@ -198,7 +200,7 @@ class WebhookService:
         post_id = str(payload["post_id"])
         content_id = payload.get("content_id")
         if content_id is not None:
-            query = db.select(Content).where(Content.id == content_id, Content.site_id == self.site.id)
+            query = db.select(Content).where(Content.id == content_id, Content.site_id == self.site_id)
             content = db.session.scalar(query.with_for_update())
             if content is None:
                 raise NotFound("Content not found.")
@@ -210,7 +212,7 @@ class WebhookService:
                 )
             return content
         # Post ids are unique across post types within a WordPress site; prefer the stated type.
-        query = db.select(Content).where(Content.site_id == self.site.id, Content.external_id == post_id)
+        query = db.select(Content).where(Content.site_id == self.site_id, Content.external_id == post_id)
         post_type = payload.get("post_type")
         if post_type:
             query = query.order_by(case((Content.content_type == post_type, 0), else_=1), Content.id)
@@ -287,7 +289,7 @@ class WebhookService:
     def _integration(self) -> SiteIntegration | None:
         return db.session.scalar(
             db.select(SiteIntegration).where(
-                SiteIntegration.site_id == self.site.id, SiteIntegration.platform == "wordpress"
+                SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress"
             )
         )
 
@@ -300,20 +302,36 @@ class WebhookService:
         status: str = "success",
         error: str | None = None,
         content_id: int | None = None,
-    ) -> SyncEvent | None:
+    ) -> int | None:
+        """Record the delivery as a SyncEvent of the site's WordPress integration; returns its id."""
         integration = self._integration()
         if integration is None:
             logger.info(
                 "site %s has no WordPress integration; webhook %s not recorded as a SyncEvent",
-                self.site.id,
+                self.site_id,
                 delivery.webhook_id,
             )
             return None
         now = utcnow()
-        integration.last_webhook_at = now
+        last = integration.last_webhook_at
+        if last is None or now - last > LAST_WEBHOOK_RESOLUTION:
+            # Kept to the minute: writing it on every delivery would make all deliveries of a
+            # site wait for each other on this one row lock.
+            db.session.execute(
+                update(SiteIntegration)
+                .where(
+                    SiteIntegration.id == integration.id,
+                    or_(
+                        SiteIntegration.last_webhook_at.is_(None),
+                        SiteIntegration.last_webhook_at < now - LAST_WEBHOOK_RESOLUTION,
+                    ),
+                )
+                .values(last_webhook_at=now)
+                .execution_options(synchronize_session=False)
+            )
         event = SyncEvent(
             integration_id=integration.id,
-            site_id=self.site.id,
+            site_id=self.site_id,
             event_type=EVENT_TYPES[kind],
             action=kind,
             direction="from_external",
@@ -327,17 +345,17 @@ class WebhookService:
         )
         db.session.add(event)
         db.session.flush()
-        return event
+        return event.id
 
     @staticmethod
     def _result(
-        outcome: str, delivery: VerifiedDelivery, *, content_id: int | None, event: SyncEvent | None, message: str
+        outcome: str, delivery: VerifiedDelivery, *, content_id: int | None, event_id: int | None, message: str
     ) -> dict[str, Any]:
         return {
             "status": outcome,
             "webhook_id": delivery.webhook_id,
             "content_id": content_id,
-            "sync_event_id": event.id if event is not None else None,
+            "sync_event_id": event_id,
             "message": message,
         }
 

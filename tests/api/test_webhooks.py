@@ -153,6 +153,25 @@ def test_valid_status_delivery_updates_the_content_and_records_a_sync_event(clie
     assert integration.last_webhook_at is not None
 
 
+def test_last_webhook_at_is_written_at_most_once_a_minute(client, site, integration, content):
+    from datetime import timedelta
+
+    from integration_service.services.webhooks import LAST_WEBHOOK_RESOLUTION
+
+    deliver(client, STATUS, site.plain_api_key, status_payload(content), webhook_id="msg_a")
+    db.session.refresh(integration)
+    first = integration.last_webhook_at
+    deliver(client, STATUS, site.plain_api_key, status_payload(content), webhook_id="msg_b")
+    db.session.refresh(integration)
+    assert integration.last_webhook_at == first  # within the resolution: the row is not locked again
+
+    integration.last_webhook_at = first - LAST_WEBHOOK_RESOLUTION - timedelta(seconds=1)
+    db.session.commit()
+    deliver(client, STATUS, site.plain_api_key, status_payload(content), webhook_id="msg_c")
+    db.session.refresh(integration)
+    assert integration.last_webhook_at >= first
+
+
 def test_bearer_key_and_missing_trailing_slash_are_accepted(client, site, integration, content):
     body = json.dumps(status_payload(content, "private")).encode()
     headers = signed_headers(site.plain_api_key, body)
