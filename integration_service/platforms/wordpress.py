@@ -151,6 +151,7 @@ class WordPressClient:
         self._root: RestRoot | None = None
         self._types: dict[str, dict[str, Any]] | None = None
         self._taxonomies: dict[str, dict[str, Any]] | None = None
+        self._taxonomy_bases_by_type: dict[str, dict[str, str]] = {}
         self._term_cache: dict[tuple[str, str], int] = {}
         secrets = [self._api_key, self._app_password]
         if self._username and self._app_password:
@@ -633,7 +634,15 @@ class WordPressClient:
         return f"{item.get('rest_namespace') or CORE_NAMESPACE}/{item.get('rest_base') or content_type}"
 
     def _taxonomy_bases(self, content_type: str) -> dict[str, str]:
-        """rest_base -> taxonomy slug for the taxonomies of a post type (categories/tags for posts)."""
+        """rest_base -> taxonomy slug for the taxonomies of a post type (categories/tags for posts).
+        Computed once per type: it runs for every post mapped, and a failed taxonomy lookup must
+        not be retried over HTTP for each one."""
+        bases = self._taxonomy_bases_by_type.get(content_type)
+        if bases is None:
+            bases = self._taxonomy_bases_by_type[content_type] = self._compute_taxonomy_bases(content_type)
+        return bases
+
+    def _compute_taxonomy_bases(self, content_type: str) -> dict[str, str]:
         item = self._load_types().get(content_type) or {}
         slugs = [slug for slug in item.get("taxonomies") or [] if isinstance(slug, str)]
         if not slugs:

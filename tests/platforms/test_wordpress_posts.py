@@ -254,3 +254,17 @@ def test_list_posts_asks_only_for_the_fields_it_maps(wp: responses.RequestsMock)
         "tags",
     } <= requested
     assert "content.rendered" not in requested and "excerpt" not in requested
+
+
+def test_a_failing_taxonomy_lookup_is_made_once_per_list_not_once_per_post(mocked: responses.RequestsMock) -> None:
+    add_wordpress(mocked)
+    mocked.get(f"{API}/types", json=TYPES)
+    taxonomies = mocked.get(f"{API}/taxonomies", status=500, json={"code": "boom"})
+    mocked.get(
+        f"{API}/posts", json=[wp_post(i) for i in range(1, 6)], headers={"X-WP-Total": "5", "X-WP-TotalPages": "1"}
+    )
+    page = make_client().list_posts("post", 1)
+    assert len(page.posts) == 5
+    # The default rest bases still map the terms.
+    assert page.posts[0].taxonomies == {"categories": [1, 2], "tags": [5]}
+    assert taxonomies.call_count == 1
