@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from typing import Any
 
 from flask import Flask
@@ -10,7 +11,7 @@ from flask import Flask
 from integration_service.auth import hash_password, issue_access_token
 from integration_service.cli import assign_new_api_key
 from integration_service.extensions import db
-from integration_service.models import Account, Content, Site, SiteIntegration, User
+from integration_service.models import Account, Content, Site, SiteIntegration, SyncEvent, User
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -83,6 +84,22 @@ class Factory:
         db.session.add(content)
         db.session.commit()
         return content
+
+    def queued_sync(self, integration: SiteIntegration, direction: str = "both", full: bool = False) -> SyncEvent:
+        """A sync job as the API records it before enqueuing (holding the integration's lock)."""
+        event = SyncEvent(
+            integration_id=integration.id,
+            site_id=integration.site_id,
+            event_type="sync",
+            direction=direction,
+            status="queued",
+            details={"full": full},
+            task_id=str(uuid.uuid4()),
+            sync_lock=integration.id,
+        )
+        db.session.add(event)
+        db.session.commit()
+        return event
 
     def token(self, user: User) -> str:
         return issue_access_token(user)[0]

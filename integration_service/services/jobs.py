@@ -90,6 +90,18 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
     return Claim(event_id, token)
 
 
+def _update_if_owned(claim_: Claim, **values: Any) -> bool:
+    """Update the job only while this worker still owns it (running, with its claim token): a job
+    taken over or failed as stuck must not be written by its old worker. True when it was."""
+    result = db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) -> None:
     """Prove the worker is alive (and publish progress); raises LostOwnership when the job is no
     longer ours, so the caller stops."""
@@ -98,14 +110,9 @@ def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) 
         values["progress_done"] = done
     if total is not None:
         values["progress_total"] = total
-    result = db.session.execute(
-        update(SyncEvent)
-        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    owned = _update_if_owned(claim_, **values)
     db.session.commit()
-    if result.rowcount != 1:
+    if not owned:
         raise LostOwnership(f"sync event {claim_.event_id} is no longer owned by this worker")
 
 
@@ -132,13 +139,7 @@ def finish(
         values["details"] = details
     if done is not None:
         values["progress_done"] = done
-    result = db.session.execute(
-        update(SyncEvent)
-        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    if not _update_if_owned(claim_, **values):
         db.session.rollback()
         return False
     if update_integration:
@@ -161,14 +162,11 @@ def finish(
 
 def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]) -> bool:
     """Put a job that hit a transient error back to ``queued`` (keeping its lock) until its retry runs."""
-    result = db.session.execute(
-        update(SyncEvent)
-        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
-        .values(status="queued", claim_token=None, error_message=error_message, details=details, heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)
+    owned = _update_if_owned(
+        claim_, status="queued", claim_token=None, error_message=error_message, details=details, heartbeat_at=utcnow()
     )
     db.session.commit()
-    return result.rowcount == 1
+    return owned
 
 
 def fail_unclaimed(event_id: int, error_message: str) -> None:

@@ -6,26 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from flask import current_app
+
 from integration_service.extensions import db
 from integration_service.models import Content, SiteIntegration, SyncEvent, utcnow
 from integration_service.services import jobs
 from integration_service.services.content_sync import content_hash, hash_of
 from integration_service.services.sync import run_sync_job
+from tests.factories import Factory
 
 
 def run(integration: SiteIntegration, direction: str = "from_external", full: bool = False) -> SyncEvent:
-    event = SyncEvent(
-        integration_id=integration.id,
-        site_id=integration.site_id,
-        event_type="sync",
-        direction=direction,
-        status="queued",
-        details={"full": full},
-        task_id=str(uuid.uuid4()),
-        sync_lock=integration.id,
-    )
-    db.session.add(event)
-    db.session.commit()
+    event = Factory(current_app).queued_sync(integration, direction, full)
     run_sync_job(event.id, event.task_id, 0, 0)
     db.session.expire_all()
     return db.session.get(SyncEvent, event.id)

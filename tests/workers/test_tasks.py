@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from integration_service.extensions import db
 from integration_service.models import Content, SyncEvent
+from tests.factories import Factory
 
 
 @pytest.fixture
@@ -18,18 +17,7 @@ def no_client_retries(app, monkeypatch):
 
 
 def enqueue_sync(app, integration, direction: str = "from_external") -> SyncEvent:
-    event = SyncEvent(
-        integration_id=integration.id,
-        site_id=integration.site_id,
-        event_type="sync",
-        direction=direction,
-        status="queued",
-        details={"full": False},
-        task_id=str(uuid.uuid4()),
-        sync_lock=integration.id,
-    )
-    db.session.add(event)
-    db.session.commit()
+    event = Factory(app).queued_sync(integration, direction)
     app.extensions["celery"].tasks["integration.sync"].apply_async(args=[event.id], task_id=event.task_id)
     db.session.expire_all()
     return db.session.get(SyncEvent, event.id)
