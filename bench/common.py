@@ -79,6 +79,21 @@ def render_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any
     return "\n".join(out)
 
 
+CPU_PER_REQUEST_HEADERS = ["route", "machine busy %", "CPU ms per request"]
+
+
+def cpu_per_request_rows(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+    """Rows of the "CPU milliseconds per answered request" table (sustained HTTP runs), by process."""
+    return [
+        [
+            label,
+            run.get("machine_busy_pct"),
+            ", ".join(f"{k} {v:.2f}" for k, v in (run.get("cpu_ms_per_request") or {}).items() if v >= 0.01),
+        ]
+        for label, run in runs
+    ]
+
+
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print(render_table(title, headers, rows), flush=True)
 

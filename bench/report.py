@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .common import RESULTS_DIR, fmt
+from .common import CPU_PER_REQUEST_HEADERS, RESULTS_DIR, cpu_per_request_rows, fmt
 
 CMD_FULL = "scripts/bench.sh --only {name}"
 
@@ -294,17 +294,7 @@ def render() -> str:
 
 
 def _cpu_rows(runs: list[tuple[str, dict[str, Any]]]) -> str:
-    return table(
-        ["route", "machine busy %", "CPU ms per request"],
-        [
-            [
-                label,
-                run.get("machine_busy_pct"),
-                ", ".join(f"{k} {v:.2f}" for k, v in (run.get("cpu_ms_per_request") or {}).items() if v >= 0.01),
-            ]
-            for label, run in runs
-        ],
-    )
+    return table(CPU_PER_REQUEST_HEADERS, cpu_per_request_rows(runs))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from . import common
-from .common import log, print_table, ratio, write_result
+from .common import CPU_PER_REQUEST_HEADERS, cpu_per_request_rows, log, print_table, ratio, write_result
 from .loadgen import Req, metered_wrk, run_burst, run_open_loop
 
 WEBHOOK_PATH = "/api/v1/integration/webhooks/wordpress/status/"
@@ -219,15 +219,8 @@ def run(quick: bool) -> dict[str, Any]:
     )
     print_table(
         "CPU milliseconds per answered request during the sustained runs, by process",
-        ["route", "machine busy %", "CPU ms per request"],
-        [
-            [
-                label,
-                run["machine_busy_pct"],
-                ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_ms_per_request"].items() if v >= 0.01),
-            ]
-            for label, run in [("trivial route", t1), ("webhooks/wordpress/status/", wh)]
-        ],
+        CPU_PER_REQUEST_HEADERS,
+        cpu_per_request_rows([("trivial route", t1), ("webhooks/wordpress/status/", wh)]),
     )
     result = {
         "load_tools": {
