@@ -120,6 +120,19 @@ def _rendered_or_raw(value: Any, prefer_raw: bool = True) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _structure_entry(slug: str, item: dict[str, Any], related: str) -> dict[str, Any]:
+    """A post type or taxonomy as stored in content_types; ``related`` is the list that links
+    the two (a type's ``taxonomies``, a taxonomy's ``types``)."""
+    return {
+        "name": item.get("name"),
+        "slug": item.get("slug", slug),
+        "rest_base": item.get("rest_base") or slug,
+        "rest_namespace": item.get("rest_namespace") or CORE_NAMESPACE,
+        "hierarchical": bool(item.get("hierarchical")),
+        related: list(item.get(related) or []),
+    }
+
+
 def _wp_error(response: HttpResponse) -> tuple[str | None, str | None]:
     data = response.json_or_none()
     if isinstance(data, dict):
@@ -599,28 +612,8 @@ class WordPressClient:
         types = self._load_types()
         taxonomies = self._load_taxonomies()
         return {
-            "post_types": {
-                slug: {
-                    "name": item.get("name"),
-                    "slug": item.get("slug", slug),
-                    "rest_base": item.get("rest_base") or slug,
-                    "rest_namespace": item.get("rest_namespace") or CORE_NAMESPACE,
-                    "hierarchical": bool(item.get("hierarchical")),
-                    "taxonomies": list(item.get("taxonomies") or []),
-                }
-                for slug, item in types.items()
-            },
-            "taxonomies": {
-                slug: {
-                    "name": item.get("name"),
-                    "slug": item.get("slug", slug),
-                    "rest_base": item.get("rest_base") or slug,
-                    "rest_namespace": item.get("rest_namespace") or CORE_NAMESPACE,
-                    "hierarchical": bool(item.get("hierarchical")),
-                    "types": list(item.get("types") or []),
-                }
-                for slug, item in taxonomies.items()
-            },
+            "post_types": {slug: _structure_entry(slug, item, "taxonomies") for slug, item in types.items()},
+            "taxonomies": {slug: _structure_entry(slug, item, "types") for slug, item in taxonomies.items()},
         }
 
     def _type_route(self, content_type: str) -> str:
