@@ -16,7 +16,8 @@ else
   export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/integration_test}
   export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
   if [ -x scripts/wordpress-e2e.sh ] && [ -z "${SKIP_WORDPRESS:-}" ]; then
-    scripts/wordpress-e2e.sh start --name e2e >/dev/null
+    # E2E_WP_NAME / E2E_WP_PORT (read by tests/e2e/conftest.py too) let two checkouts test side by side.
+    scripts/wordpress-e2e.sh start --name "${E2E_WP_NAME:-e2e}" --port "${E2E_WP_PORT:-8881}" >/dev/null
   fi
 fi
 
