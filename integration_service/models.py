@@ -61,9 +61,30 @@ class Role(enum.IntEnum):
 
 ROLE_NAMES = [role.name for role in Role]
 PLATFORM_TYPES = {"wordpress": "cms", "shopify": "ecommerce", "custom": "custom_api"}
-SYNC_STATUSES = ["idle", "pending", "syncing", "success", "failed"]
-JOB_STATUSES = ["queued", "running", "success", "partial", "failed"]
-ACTIVE_JOB_STATUSES = ("queued", "running")
+class SyncStatus(enum.StrEnum):
+    """An integration's ``sync_status``."""
+
+    idle = "idle"
+    pending = "pending"
+    syncing = "syncing"
+    success = "success"
+    failed = "failed"
+
+
+class JobStatus(enum.StrEnum):
+    """A job's (``SyncEvent``) ``status``."""
+
+    queued = "queued"
+    running = "running"
+    success = "success"
+    partial = "partial"
+    failed = "failed"
+
+
+SYNC_STATUSES = [status.value for status in SyncStatus]
+JOB_STATUSES = [status.value for status in JobStatus]
+ACTIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running)
+FINAL_JOB_STATUSES = (JobStatus.success, JobStatus.partial, JobStatus.failed)
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]

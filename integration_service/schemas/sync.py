@@ -75,6 +75,9 @@ class SyncEventSchema(Schema):
 
     def dump_details(self, obj: Any) -> dict[str, Any]:
         details = dict(obj.details or {})
+        if obj.event_type == "sync" and obj.direction:
+            # Stored once, in the column; the details have always shown it too.
+            details = {"direction": obj.direction, **details}
         # A queued structure update carries the pushed payload; show its size, not the payload.
         if "structure" in details:
             structure = details.pop("structure") or {}

@@ -10,15 +10,14 @@ from flask import current_app
 
 from integration_service.extensions import db
 from integration_service.models import Content, SiteIntegration, SyncEvent, utcnow
-from integration_service.services import jobs
-from integration_service.services.content_sync import content_hash, hash_of
-from integration_service.services.sync import run_sync_job
+from integration_service.sync import jobs, runner
+from integration_service.sync.engine import content_hash, hash_of
 from tests.factories import Factory
 
 
 def run(integration: SiteIntegration, direction: str = "from_external", full: bool = False) -> SyncEvent:
     event = Factory(current_app).queued_sync(integration, direction, full)
-    run_sync_job(event.id, event.task_id, 0, 0)
+    runner.run(runner.SyncJob, event.id, event.task_id, 0, 0)
     db.session.expire_all()
     return db.session.get(SyncEvent, event.id)
 
@@ -344,7 +343,7 @@ def test_backoff_grows_exponentially_with_jitter(app):
 
 
 def test_progress_reports_at_most_once_per_interval_and_always_when_complete():
-    from integration_service.services.content_sync import Progress
+    from integration_service.sync.engine import Progress
 
     reports: list[tuple[int, int | None]] = []
     progress = Progress(lambda done, total: reports.append((done, total)), min_interval=3600)
