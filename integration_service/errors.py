@@ -12,6 +12,8 @@ from flask import Flask, g, jsonify
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.exceptions import HTTPException
 
+from .extensions import limiter
+
 logger = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -186,8 +188,6 @@ def handle_http_exception(exc: HTTPException):
 
 def _seconds_until_limit_resets() -> int:
     """Seconds until the breached limit's window resets (at least 1)."""
-    from .extensions import limiter  # extensions imports this module
-
     try:
         current = limiter.current_limit
     except Exception:  # noqa: BLE001 - no limiter state for this request

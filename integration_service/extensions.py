@@ -5,12 +5,8 @@ from __future__ import annotations
 from flask import g, request
 from flask_limiter import Limiter
 from flask_migrate import Migrate
-from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
-from webargs.flaskparser import FlaskParser
-
-from .errors import ApiErrorSchema
 
 # Named constraints keep Alembic migrations identical on PostgreSQL and SQLite.
 NAMING_CONVENTION = {
@@ -22,24 +18,6 @@ NAMING_CONVENTION = {
 }
 
 
-class ServiceApi(Api):
-    """flask-smorest's Api without its own error handlers: ``errors.py`` registers the one
-    envelope of the contract for every error, and the docs describe that envelope."""
-
-    ERROR_SCHEMA = ApiErrorSchema
-
-    def _register_error_handlers(self) -> None:
-        return None
-
-
-class ArgumentsParser(FlaskParser):
-    DEFAULT_VALIDATION_STATUS = 400  # the contract answers validation errors with 400
-
-
-class ApiBlueprint(Blueprint):
-    ARGUMENTS_PARSER = ArgumentsParser()
-
-
 def rate_limit_key() -> str:
     principal = getattr(g, "principal", None)
     if principal is not None:
@@ -49,5 +27,4 @@ def rate_limit_key() -> str:
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
-rest_api = ServiceApi()
 limiter = Limiter(key_func=rate_limit_key)

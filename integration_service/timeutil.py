@@ -38,6 +38,14 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
 
 
-def iso_z(value: datetime, timespec: str = "auto") -> str:
+@overload
+def iso_z(value: datetime, timespec: str = "auto") -> str: ...
+
+
+@overload
+def iso_z(value: None, timespec: str = "auto") -> None: ...
+
+
+def iso_z(value: datetime | None, timespec: str = "auto") -> str | None:
     """ISO 8601 in UTC with ``Z`` (what WordPress and the webhook payloads use)."""
-    return as_utc(value).isoformat(timespec=timespec).replace("+00:00", "Z")
+    return None if value is None else as_utc(value).isoformat(timespec=timespec).replace("+00:00", "Z")

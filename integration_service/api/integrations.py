@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ..auth import current_principal, login_required
 from ..errors import ApiErrorSchema
-from ..extensions import ApiBlueprint, limiter
+from ..extensions import limiter
 from ..schemas import (
     IntegrationPageSchema,
     IntegrationQuerySchema,
@@ -15,6 +15,7 @@ from ..schemas import (
     IntegrationUpdateSchema,
 )
 from ..services.integrations import IntegrationService
+from .base import ApiBlueprint
 
 blp = ApiBlueprint(
     "integrations",

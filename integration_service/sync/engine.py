@@ -142,8 +142,8 @@ class ContentSyncService:
         self.counts = counts
         self.progress = progress
         self.job_id = job_id
-        self.concurrency = max(1, int(current_app.config.get("WP_CONCURRENCY", 4)))
-        self.overlap = timedelta(seconds=int(current_app.config.get("SYNC_PULL_OVERLAP_SECONDS", 120)))
+        self.concurrency = max(1, int(current_app.config["WP_CONCURRENCY"]))
+        self.overlap = timedelta(seconds=int(current_app.config["SYNC_PULL_OVERLAP_SECONDS"]))
         self.incremental_used: dict[str, bool] = {}
         self._scan_started = utcnow()
         self._duplicates = 0

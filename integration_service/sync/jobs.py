@@ -197,8 +197,8 @@ def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]
 
 def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter between half and one and a half times the step."""
-    base = float(current_app.config.get("SYNC_RETRY_BACKOFF_SECONDS", 10))
-    cap = float(current_app.config.get("SYNC_RETRY_BACKOFF_MAX_SECONDS", 600))
+    base = float(current_app.config["SYNC_RETRY_BACKOFF_SECONDS"])
+    cap = float(current_app.config["SYNC_RETRY_BACKOFF_MAX_SECONDS"])
     delay = min(cap, base * (2**retries)) * random.uniform(0.5, 1.5)
     if retry_after:
         delay = max(delay, min(cap, retry_after))
@@ -208,7 +208,7 @@ def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
 def stuck_cutoffs(now: datetime | None = None) -> tuple[datetime, datetime]:
     now = now or utcnow()
     running_after = int(current_app.config["SYNC_STUCK_AFTER_SECONDS"])
-    queued_after = int(current_app.config.get("SYNC_QUEUED_STUCK_AFTER_SECONDS", 3600))
+    queued_after = int(current_app.config["SYNC_QUEUED_STUCK_AFTER_SECONDS"])
     return now - timedelta(seconds=running_after), now - timedelta(seconds=queued_after)
 
 
