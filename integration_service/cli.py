@@ -137,7 +137,7 @@ def issue_token(email: str) -> None:
     emit({"access_token": token, "expires_in": ttl})
 
 
-def _rotate_column(model: type, column: str, rotate: Callable[[str], str]) -> int:
+def _rotate_column(model: type[Any], column: str, rotate: Callable[[str], str]) -> int:
     """Re-encrypt one encrypted column in place, reading the raw tokens (no decryption to
     Python objects, so the plaintext never leaves this function)."""
     table = model.__tablename__

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from flask import g, request
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, MetaData, Result
 
 # Named constraints keep Alembic migrations identical on PostgreSQL and SQLite.
 NAMING_CONVENTION = {
@@ -16,6 +18,12 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE run through ``db.session.execute`` changed (its result is a
+    CursorResult; the session's signature only promises a Result)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def rate_limit_key() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -24,6 +24,15 @@ from sqlalchemy.types import JSON
 
 from .crypto import EncryptedJSON, EncryptedText
 from .extensions import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import DeclarativeBase
+
+    class Model(DeclarativeBase):
+        """``db.Model`` as the type checker sees it (Flask-SQLAlchemy builds it at runtime)."""
+
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -61,6 +70,8 @@ class Role(enum.IntEnum):
 
 ROLE_NAMES = [role.name for role in Role]
 PLATFORM_TYPES = {"wordpress": "cms", "shopify": "ecommerce", "custom": "custom_api"}
+
+
 class SyncStatus(enum.StrEnum):
     """An integration's ``sync_status``."""
 
@@ -95,7 +106,7 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
 
-class Account(TimestampMixin, db.Model):
+class Account(TimestampMixin, Model):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -110,7 +121,7 @@ class Account(TimestampMixin, db.Model):
         return self.status != "active"
 
 
-class User(TimestampMixin, db.Model):
+class User(TimestampMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -129,7 +140,7 @@ class User(TimestampMixin, db.Model):
         return Role[self.role]
 
 
-class Site(TimestampMixin, db.Model):
+class Site(TimestampMixin, Model):
     __tablename__ = "sites"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,7 +156,7 @@ class Site(TimestampMixin, db.Model):
     integrations = relationship("SiteIntegration", back_populates="site", cascade="all, delete-orphan")
 
 
-class SiteIntegration(TimestampMixin, db.Model):
+class SiteIntegration(TimestampMixin, Model):
     __tablename__ = "site_integrations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -175,7 +186,7 @@ class SiteIntegration(TimestampMixin, db.Model):
     __table_args__ = (UniqueConstraint("site_id", "platform"),)
 
 
-class SyncEvent(db.Model):
+class SyncEvent(Model):
     __tablename__ = "sync_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -211,7 +222,7 @@ class SyncEvent(db.Model):
     )
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One row per (site, webhook-id): the unique constraint makes deliveries idempotent."""
 
     __tablename__ = "webhook_deliveries"
@@ -226,7 +237,7 @@ class WebhookDelivery(db.Model):
     __table_args__ = (UniqueConstraint("site_id", "webhook_id"),)
 
 
-class Content(TimestampMixin, db.Model):
+class Content(TimestampMixin, Model):
     __tablename__ = "contents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -17,7 +17,7 @@ from .base import ApiBlueprint
 blp = ApiBlueprint("content", __name__, url_prefix="/api/v1/writer/content", description="Platform-side content")
 limiter.shared_limit(lambda: current_app.config["RATELIMIT_INTEGRATION"], scope="content")(blp)
 
-SECURITY = [{"bearerAuth": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKey": []}]
 
 
 def service() -> ContentService:

@@ -25,7 +25,7 @@ blp = ApiBlueprint(
 )
 limiter.shared_limit(lambda: current_app.config["RATELIMIT_INTEGRATION"], scope="integration")(blp)
 
-SECURITY = [{"bearerAuth": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKey": []}]
 
 
 def service() -> IntegrationService:

@@ -30,7 +30,7 @@ blp = ApiBlueprint(
 # and the integration scope's limit must not be spent by them.
 limiter.shared_limit(lambda: current_app.config["RATELIMIT_WEBHOOKS"], scope="webhooks")(blp)
 
-SECURITY = [{"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SIGNATURE_HEADERS = [
     {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"}},
     {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "integer"}},
@@ -56,7 +56,7 @@ ERRORS = {
 
 def _site_service() -> WebhookService:
     principal = authenticate(allow_site_key=True)
-    if not principal.is_site:
+    if not principal.is_site or principal.site_id is None:
         raise NotAuthenticated("Webhooks are authenticated by the site's API key, not a user token.")
     return WebhookService.for_site_id(principal.site_id)
 

@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ..errors import Conflict, NotAuthenticated, NotFound
-from ..extensions import db
+from ..extensions import db, rowcount
 from ..models import Content, Site, SiteIntegration, SyncEvent, WebhookDelivery, utcnow
 from ..timeutil import iso_z, parse_iso
 
@@ -120,7 +120,7 @@ def prune_deliveries(now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - timedelta(hours=hours)
     result = db.session.execute(db.delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff))
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)
 
 
 class WebhookService:

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
+from ..extensions import db, rowcount
 from ..models import Content, SiteIntegration, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostInput, PostNotFound, PostPage, RemotePost
 from ..timeutil import as_utc, iso, parse_iso
@@ -334,7 +334,7 @@ class ContentSyncService:
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
-        self.counts.missing += result.rowcount or 0
+        self.counts.missing += rowcount(result) or 0
 
     # ------------------------------------------------------------------ push
 

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, false, or_, update
 
 from ..errors import QueueUnavailable
-from ..extensions import db
+from ..extensions import db, rowcount
 from ..models import ACTIVE_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
     after its worker died). Returns None when the job is gone, finished or owned by another task."""
     token = str(uuid.uuid4())
     now = utcnow()
-    takeover = and_(SyncEvent.status == JobStatus.running, SyncEvent.task_id == task_id) if task_id else False
+    takeover = and_(SyncEvent.status == JobStatus.running, SyncEvent.task_id == task_id) if task_id else false()
     result = db.session.execute(
         update(SyncEvent)
         .where(SyncEvent.id == event_id, or_(SyncEvent.status == JobStatus.queued, takeover))
@@ -102,7 +102,7 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     return Claim(event_id, token)
 
@@ -120,7 +120,7 @@ def _update_if_owned(claim_: Claim, **values: Any) -> bool:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) -> None:
@@ -258,7 +258,7 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             recovered.append(event_id)
             if event_type == EVENT_SYNC:
                 db.session.execute(

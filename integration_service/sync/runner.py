@@ -213,8 +213,8 @@ class ContentPullJob(Job):
         return None
 
     def body(self, client: PlatformClient | None) -> Outcome:
-        assert client is not None and self.content is not None and self.content.external_id is not None
         content = self.content
+        assert client is not None and content is not None and content.external_id is not None
         try:
             remote = client.get_post(content.content_type, content.external_id)
         except PostNotFound:

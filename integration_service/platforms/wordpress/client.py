@@ -485,14 +485,11 @@ class WordPressClient:
         total_pages = first.total_pages
         if total_pages is None:
             # No X-WP-TotalPages: read sequentially until a short page.
-            page = first
-            while page.listed >= per_page:
-                page = self._page_or_error(content_type, page.number + 1, per_page, modified_after, incremental)
-                if page is None:
-                    return
-                yield page
-                if page.error is not None:
-                    return
+            last: PostPage | None = first
+            while last is not None and last.error is None and last.listed >= per_page:
+                last = self._page_or_error(content_type, last.number + 1, per_page, modified_after, incremental)
+                if last is not None:
+                    yield last
             return
         if total_pages <= 1:
             return

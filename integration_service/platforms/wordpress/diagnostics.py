@@ -152,8 +152,8 @@ class ConnectionDiagnostics:
             message = f"WordPress answered HTTP {response.status_code} to /wp/v2/users/me instead of the user."
             check.update(outcome="failed", stage="http", message=message)
             raise _StageFailure("http", message)
-        capabilities = data.get("capabilities") if isinstance(data.get("capabilities"), dict) else {}
-        user = {
+        capabilities: dict[str, Any] = data["capabilities"] if isinstance(data.get("capabilities"), dict) else {}
+        user: dict[str, Any] = {
             "id": data.get("id"),
             "name": data.get("name"),
             "slug": data.get("slug"),
@@ -244,7 +244,8 @@ class ConnectionDiagnostics:
         started = time.monotonic()
         # WordPress prints its version as the generator of the links OPML file and the feed
         # (unless a plugin removes the generator); neither needs pretty permalinks or a login.
-        install_url = root.index.get("url") if isinstance(root.index.get("url"), str) else self.client.site_url
+        indexed_url = root.index.get("url")
+        install_url = indexed_url if isinstance(indexed_url, str) else self.client.site_url
         install_base = install_url.rstrip("/") + "/"
         for source, url, params in (
             ("wp-links-opml.php", install_base + "wp-links-opml.php", None),
