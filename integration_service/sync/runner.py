@@ -21,6 +21,7 @@ from ..platforms.base import PlatformClient, PlatformError, PostNotFound
 from ..platforms.registry import client_for
 from . import jobs
 from .engine import ContentSyncService, Progress, SyncCounts, apply_remote
+from .reconcile import reconcile
 from .structure import SyncMetadataService
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,8 @@ def _retry_or_fail(
 
 
 class SyncJob(Job):
-    """A sync in one direction (``SyncEvent.direction``): metadata, from_external, to_external or both."""
+    """A sync in one direction (``SyncEvent.direction``): metadata, from_external, to_external, both
+    or reconcile."""
 
     updates_integration = True
 
@@ -175,6 +177,8 @@ class SyncJob(Job):
             self.extra = SyncMetadataService(self.integration).fetch_and_store(client)
         else:
             service = ContentSyncService(self.integration, client, self.counts, self.progress, job_id=self.event.id)
+            if self.direction == "reconcile":
+                self.extra.update(reconcile(service))
             if self.direction in ("from_external", "both"):
                 service.pull(full=self.full, detect_conflicts=True)
                 self.extra["incremental"] = service.incremental_used
