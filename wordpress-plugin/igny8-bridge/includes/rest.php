@@ -42,6 +42,7 @@ function igny8_bridge_register_routes(): void {
 					'required'          => true,
 					'type'              => 'integer',
 					'minimum'           => 1,
+					'validate_callback' => 'rest_validate_request_arg',
 					'sanitize_callback' => 'absint',
 				),
 			),
