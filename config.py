@@ -106,7 +106,17 @@ class Config:
     WP_MAX_RESPONSE_BYTES = int(os.environ.get("WP_MAX_RESPONSE_BYTES", str(20 * 1024 * 1024)))
     # A longer Retry-After is not slept through: the call fails as transient (retry_after set).
     WP_MAX_RETRY_WAIT = float(os.environ.get("WP_MAX_RETRY_WAIT", "30"))
+    # Politeness (platforms/politeness.py), shared through REDIS_URL by every worker: at most this
+    # many requests in flight to one site (host:port) ...
     WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
+    # ... and at most this many requests per minute to it (0: no budget).
+    WP_REQUEST_BUDGET_PER_MINUTE = int(os.environ.get("WP_REQUEST_BUDGET_PER_MINUTE", "0"))
+    # The longest a request waits for its turn (slot, budget, a site's Retry-After) before it
+    # fails as transient and the job retries later.
+    WP_SLOT_WAIT_SECONDS = float(os.environ.get("WP_SLOT_WAIT_SECONDS", "30"))
+    # A slot's lease: a killed worker's slot frees itself after this.  It must outlast the longest
+    # request the transport allows (WP_CONNECT_TIMEOUT + 2 x WP_READ_TIMEOUT = 65 s by default).
+    WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "75"))
 
     # A running job without a heartbeat for this long is considered dead.
     SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))
