@@ -72,7 +72,7 @@ def test_concurrency_never_exceeds_the_limit_across_processes(redis_url: str | N
     if not redis_url:
         pytest.skip("TEST_REDIS_URL is not set")
     client = redis.Redis.from_url(redis_url)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     processes = [context.Process(target=_process_hammer, args=(redis_url, 3)) for _ in range(2)]
     for process in processes:
         process.start()
@@ -142,7 +142,7 @@ def _hold_and_hang(redis_url: str, ready: Any) -> None:
 def test_a_killed_holders_slot_frees_itself_when_its_lease_expires(redis_url: str | None) -> None:
     if not redis_url:
         pytest.skip("TEST_REDIS_URL is not set")
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     ready = context.Event()
     process = context.Process(target=_hold_and_hang, args=(redis_url, ready))
     process.start()
