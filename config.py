@@ -112,11 +112,12 @@ class Config:
     # ... and at most this many requests per minute to it (0: no budget).
     WP_REQUEST_BUDGET_PER_MINUTE = int(os.environ.get("WP_REQUEST_BUDGET_PER_MINUTE", "0"))
     # The longest a request waits for its turn (slot, budget, a site's Retry-After) before it
-    # fails as transient and the job retries later.
+    # fails as transient and the job retries later.  A waiting job sends no heartbeat: keep this
+    # (and WP_SLOT_LEASE_SECONDS) well below SYNC_STUCK_AFTER_SECONDS.
     WP_SLOT_WAIT_SECONDS = float(os.environ.get("WP_SLOT_WAIT_SECONDS", "30"))
-    # A slot's lease: a killed worker's slot frees itself after this.  It must outlast the longest
-    # request the transport allows (WP_CONNECT_TIMEOUT + 2 x WP_READ_TIMEOUT = 65 s by default).
-    WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "75"))
+    # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
+    # frees itself after at most this long.
+    WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
 
     # A running job without a heartbeat for this long is considered dead.
     SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))

@@ -16,9 +16,9 @@ nor ``limits`` (it counts requests per window and has no release) provides.  So 
 Lua semaphore over a sorted set of leases: member = a random token, score = the lease's expiry
 in Redis's own clock (``TIME``, so machines with skewed clocks agree).  Acquire drops expired
 leases, then adds one if fewer than the limit remain, atomically; a worker killed mid-request
-never releases, and its slot frees itself when the lease expires.  The lease outlasts the
-longest request the transport allows (``WP_SLOT_LEASE_SECONDS``), so a live request never loses
-its slot and no renewal is needed.  A release pushes a wake-up onto a short list that waiters
+never releases, and its slot frees itself when the lease expires (``WP_SLOT_LEASE_SECONDS``,
+15 s by default).  A live process renews its leases every third of that from one daemon thread,
+so a long request keeps its slot however slow the site is.  A release pushes a wake-up onto a short list that waiters
 ``BLPOP`` (bounded by the earliest lease expiry and the caller's deadline): waiting never polls.
 
 Without ``REDIS_URL`` (the embedded default) the same interface is served in-process
@@ -30,6 +30,7 @@ the wait, so the job retries later instead of blocking a worker.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -64,6 +65,17 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tonumber(oldest[2]) - now
 """
 
+_RENEW = """
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+  return 1
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('RPUSH', KEYS[2], '1')
@@ -79,7 +91,7 @@ class PolitenessSettings:
     concurrency: int = 4
     budget_per_minute: int = 0  # 0: no budget
     wait_seconds: float = 30.0  # the longest any request waits for its turn
-    lease_seconds: float = 75.0  # must outlast the longest request (connect + 2 x read timeout)
+    lease_seconds: float = 15.0  # renewed while held: how long a killed holder's slot stays taken
     redis_url: str | None = None  # None: in-process
 
     @classmethod
@@ -126,6 +138,10 @@ class _RedisSemaphore:
         self._lease_ms = int(lease_seconds * 1000)
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._held: dict[str, str] = {}  # token -> site key, renewed by one thread
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
 
     def acquire(self, key: str, deadline: float) -> str:
         token = uuid.uuid4().hex
@@ -133,6 +149,11 @@ class _RedisSemaphore:
         while True:
             wait_ms = int(self._acquire(keys=[leases], args=[self._limit, self._lease_ms, token]))
             if wait_ms < 0:
+                with self._held_lock:
+                    self._held[token] = key
+                    if self._renewer is None:
+                        self._renewer = threading.Thread(target=self._renew_forever, name="wp-slot-leases", daemon=True)
+                        self._renewer.start()
                 return token
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -141,7 +162,25 @@ class _RedisSemaphore:
             block = max(0.01, min(wait_ms / 1000, remaining, MAX_BLOCK_SECONDS))
             self._client.blpop([wakeups], timeout=block)
 
+    def _renew_forever(self) -> None:
+        interval = self._lease_ms / 3000
+        while True:
+            time.sleep(interval)
+            with self._held_lock:
+                held = list(self._held.items())
+            for token, key in held:
+                try:
+                    if not self._renew(keys=[f"{KEY_PREFIX}:slots:{key}"], args=[self._lease_ms, token]):
+                        with self._held_lock:
+                            still_held = token in self._held
+                        if still_held:
+                            logger.warning("the request slot lease for %s expired while held", key)
+                except Exception:  # Redis unreachable: the lease may lapse; the request goes on
+                    logger.warning("could not renew the request slot lease for %s", key, exc_info=True)
+
     def release(self, key: str, token: str) -> None:
+        with self._held_lock:
+            self._held.pop(token, None)
         self._release(keys=[f"{KEY_PREFIX}:slots:{key}", f"{KEY_PREFIX}:wake:{key}"], args=[token, self._limit])
 
     def in_flight(self, key: str) -> int:
@@ -291,17 +330,19 @@ class SiteGate:
             waited += wait
 
 
-_gates: dict[PolitenessSettings, SiteGate] = {}
+_gates: dict[tuple[PolitenessSettings, int], SiteGate] = {}
 _gates_lock = threading.Lock()
 
 
 def gate_for(settings: PolitenessSettings) -> SiteGate:
     """The process's gate for these settings: every client in the process shares it (and, on
     Redis, every process)."""
+    # Keyed by process too: a gate (its connections, its renewal thread) never crosses a fork.
+    key = (settings, os.getpid())
     with _gates_lock:
-        gate = _gates.get(settings)
+        gate = _gates.get(key)
         if gate is None:
-            gate = _gates[settings] = SiteGate(settings)
+            gate = _gates[key] = SiteGate(settings)
         return gate
 
 

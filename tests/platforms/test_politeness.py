@@ -161,6 +161,19 @@ def test_a_killed_holders_slot_frees_itself_when_its_lease_expires(redis_url: st
     assert waited < 2.0  # the lease (1.5 s from acquisition), not the 5 s deadline
 
 
+def test_a_live_holder_keeps_its_slot_past_the_lease(redis_url: str | None) -> None:
+    if not redis_url:
+        pytest.skip("TEST_REDIS_URL is not set")
+    holder = SiteGate(_settings(redis_url, concurrency=1, lease_seconds=0.6))
+    other = SiteGate(_settings(redis_url, concurrency=1, lease_seconds=0.6, wait_seconds=0.1))
+    with holder.slot(URL):
+        time.sleep(1.5)  # a slow request: the lease is renewed from the holder's thread
+        with pytest.raises(PlatformError), other.slot(URL):
+            pass
+    with other.slot(URL):
+        pass
+
+
 def test_retry_after_is_shared_by_every_client(backend: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     rate_limited: list[str] = []
     monkeypatch.setattr(politeness, "report_rate_limited", rate_limited.append)
@@ -227,7 +240,7 @@ def test_settings_come_from_the_app_config(app) -> None:
     settings = HttpSettings.from_config(config)
     assert settings.pool_size == 2
     assert settings.politeness == PolitenessSettings(
-        concurrency=2, budget_per_minute=120, wait_seconds=30.0, lease_seconds=75.0, redis_url="redis://r:6379/3"
+        concurrency=2, budget_per_minute=120, wait_seconds=30.0, lease_seconds=15.0, redis_url="redis://r:6379/3"
     )
     assert HttpSettings.from_config({**app.config, "REDIS_URL": None}).politeness.redis_url is None
 
