@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -255,8 +256,6 @@ class SiteGate:
     def __init__(self, settings: PolitenessSettings) -> None:
         self.settings = settings
         if settings.redis_url:
-            import redis
-
             client = redis.Redis.from_url(settings.redis_url)
             self._slots: _RedisSemaphore | _LocalSemaphore = _RedisSemaphore(
                 client, settings.concurrency, settings.lease_seconds
@@ -290,15 +289,28 @@ class SiteGate:
                 transient=True,
                 retry_after=exc.retry_after,
             ) from None
+        except redis.RedisError as exc:
+            # No shared state, no safe way to be polite: the job retries later.
+            raise PlatformError(
+                f"The request to {key} could not take its turn: Redis is unreachable ({type(exc).__name__}).",
+                stage="timeout",
+                transient=True,
+            ) from None
         try:
             yield
         finally:
-            self._slots.release(key, token)
+            try:
+                self._slots.release(key, token)
+            except redis.RedisError:  # the lease expires on its own
+                logger.warning("could not release the request slot for %s", key, exc_info=True)
 
     def back_off(self, url: str, seconds: float, status: int) -> None:
         """Make every worker wait ``seconds`` before its next request to the site of ``url``."""
         key = site_key(url)
-        self._backoff.set(key, seconds)
+        try:
+            self._backoff.set(key, seconds)
+        except redis.RedisError:  # the next slot() cannot reach Redis either and fails as transient
+            logger.warning("could not record the back-off for %s", key, exc_info=True)
         logger.info("backing off %s for %.1f s after HTTP %d", key, seconds, status)
         if status == 429:
             report_rate_limited(key)

@@ -249,3 +249,11 @@ def test_site_key_is_host_and_port() -> None:
     assert site_key("https://Blog.Example.com/wp-json/") == "blog.example.com:443"
     assert site_key("http://127.0.0.1:8123/x?y=1") == "127.0.0.1:8123"
     assert site_key("http://example.com") == "example.com:80"
+
+
+def test_an_unreachable_redis_is_a_transient_error() -> None:
+    gate = SiteGate(_settings("redis://127.0.0.1:1/0"))
+    gate.back_off(URL, 5, 429)  # logged, not raised: the answer still reaches the caller
+    with pytest.raises(PlatformError) as raised, gate.slot(URL):
+        pass
+    assert raised.value.transient and "Redis is unreachable" in raised.value.message
