@@ -298,7 +298,7 @@ class HttpTransport:
                 merged.update(secret_headers)
             request = requests.Request(current_method, current_url, params=current_params, json=body, headers=merged)
             # One slot per hop (a redirect may lead to another site), held until the body is read.
-            with self._gate.slot(current_url, self._sleep):
+            with self._gate.slot(current_url, self._sleep, self.settings.politeness.wait_seconds):
                 hop_started = time.monotonic()  # the body deadline starts once the slot is ours
                 try:
                     prepared = self.session.prepare_request(request)

@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -274,17 +274,21 @@ class SiteGate:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri)) if self._budget else None
 
     @contextmanager
-    def slot(self, url: str, sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
-        """Hold one of the site's request slots for the duration of the block."""
+    def slot(
+        self, url: str, sleep: Callable[[float], None] = time.sleep, wait_seconds: float | None = None
+    ) -> Iterator[None]:
+        """Hold one of the site's request slots for the duration of the block, waiting at most
+        ``wait_seconds`` (default: the settings') for it."""
         key = site_key(url)
-        deadline = time.monotonic() + self.settings.wait_seconds
+        wait_seconds = self.settings.wait_seconds if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + wait_seconds
         try:
             self._wait_backoff(key, deadline, sleep)
-            self._take_budget(key, deadline, sleep)
+            self._take_budget(key, deadline, wait_seconds, sleep)
             token = self._slots.acquire(key, deadline)
         except _Timeout as exc:
             raise PlatformError(
-                f"{key} is busy: gave up after waiting {self.settings.wait_seconds:.0f} s for {exc.what}.",
+                f"{key} is busy: gave up after waiting {wait_seconds:.0f} s for {exc.what}.",
                 stage="timeout",
                 transient=True,
                 retry_after=exc.retry_after,
@@ -329,14 +333,14 @@ class SiteGate:
             raise _Timeout("the site's Retry-After to pass", wait)
         sleep(wait)
 
-    def _take_budget(self, key: str, deadline: float, sleep: Callable[[float], None]) -> None:
+    def _take_budget(self, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]) -> None:
         if self._limiter is None or self._budget is None:
             return
         waited = 0.0  # counted too, so an injected sleep that does not pass time still ends
         while not self._limiter.hit(self._budget, key):
             stats = self._limiter.get_window_stats(self._budget, key)
             wait = max(0.01, stats.reset_time - time.time())
-            if time.monotonic() + wait > deadline or waited + wait > self.settings.wait_seconds:
+            if time.monotonic() + wait > deadline or waited + wait > wait_seconds:
                 raise _Timeout("the site's request budget", wait)
             sleep(wait)
             waited += wait
@@ -350,7 +354,8 @@ def gate_for(settings: PolitenessSettings) -> SiteGate:
     """The process's gate for these settings: every client in the process shares it (and, on
     Redis, every process)."""
     # Keyed by process too: a gate (its connections, its renewal thread) never crosses a fork.
-    key = (settings, os.getpid())
+    # Not by the wait: a connection test (short wait) shares the slots of the syncs in its process.
+    key = (replace(settings, wait_seconds=0.0), os.getpid())
     with _gates_lock:
         gate = _gates.get(key)
         if gate is None:

@@ -42,7 +42,13 @@ def diagnostic_settings() -> HttpSettings:
     """The configured HTTP settings, with at most one retry and short waits: a connection test
     answers a person (or the plugin's onboarding request) and must not take minutes."""
     settings = HttpSettings.from_config(current_app.config)
-    return replace(settings, max_retries=min(settings.max_retries, 1), max_retry_wait=min(settings.max_retry_wait, 5))
+    politeness = replace(settings.politeness, wait_seconds=min(settings.politeness.wait_seconds, 5))
+    return replace(
+        settings,
+        max_retries=min(settings.max_retries, 1),
+        max_retry_wait=min(settings.max_retry_wait, 5),
+        politeness=politeness,
+    )
 
 
 class ConnectionTestService:

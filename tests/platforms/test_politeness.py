@@ -257,3 +257,12 @@ def test_an_unreachable_redis_is_a_transient_error() -> None:
     with pytest.raises(PlatformError) as raised, gate.slot(URL):
         pass
     assert raised.value.transient and "Redis is unreachable" in raised.value.message
+
+
+def test_a_connection_test_waits_less_but_shares_the_slots(app) -> None:
+    from integration_service.services.connection import diagnostic_settings
+
+    settings = diagnostic_settings()
+    assert settings.politeness.wait_seconds == 5
+    sync_gate = politeness.gate_for(HttpSettings.from_config(app.config).politeness)
+    assert politeness.gate_for(settings.politeness) is sync_gate
