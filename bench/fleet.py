@@ -31,7 +31,6 @@ from . import common
 from .common import log, print_table, write_result
 
 APP_PASSWORD = "abcd efgh ijkl mnop qrst uvwx"
-FINAL = ("success", "partial", "failed")
 
 
 @dataclass
@@ -94,7 +93,7 @@ def trigger(app: Any, integration_ids: list[int], full: bool) -> list[int]:
     """Queue one sync per integration through the service's request side; returns event ids."""
     from integration_service.auth import Principal
     from integration_service.models import Role
-    from integration_service.services.sync import SyncService
+    from integration_service.sync.requests import SyncService
 
     events = []
     with app.app_context():
@@ -108,6 +107,7 @@ def trigger(app: Any, integration_ids: list[int], full: bool) -> list[int]:
 def wait_for(app: Any, event_ids: list[int], timeout: float, done_ids: list[int] | None = None) -> dict[str, Any]:
     """Wait until the events (or ``done_ids`` among them) are final; their timings."""
     from integration_service.extensions import db
+    from integration_service.models import FINAL_JOB_STATUSES as FINAL
     from integration_service.models import SyncEvent
 
     target = set(done_ids or event_ids)

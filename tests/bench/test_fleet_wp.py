@@ -18,8 +18,8 @@ from integration_service.models import Content
 from integration_service.platforms.http import HttpSettings
 from integration_service.platforms.politeness import PolitenessSettings
 from integration_service.platforms.wordpress import WordPressClient
+from tests.sync.test_tasks import enqueue_sync
 from tests.workers.fakewp import APP_PASSWORD, make_integration
-from tests.workers.test_tasks import enqueue_sync
 
 CREDENTIALS = {"api_key": "k" * 32, "username": "admin", "app_password": APP_PASSWORD}
 

@@ -14,9 +14,10 @@ from sqlalchemy import func
 
 from ..auth import Principal
 from ..extensions import db
-from ..models import Content, SyncEvent, utcnow
-from . import access, jobs
-from .sync import current_job
+from ..models import FINAL_JOB_STATUSES, Content, JobStatus, SyncEvent, utcnow
+from ..services import access
+from . import jobs
+from .requests import current_job
 
 RECENT_FAILURES = 5
 COUNT_KEYS = ("created", "updated", "unchanged", "missing", "pushed", "conflicts", "errors")
@@ -35,14 +36,14 @@ class SyncHealthService:
             .where(
                 SyncEvent.integration_id == integration.id,
                 SyncEvent.event_type == jobs.EVENT_SYNC,
-                SyncEvent.status.in_(jobs.FINAL_STATUSES),
+                SyncEvent.status.in_(FINAL_JOB_STATUSES),
             )
             .order_by(SyncEvent.id.desc())
             .limit(1)
         )
         failures = db.session.scalars(
             db.select(SyncEvent)
-            .where(SyncEvent.integration_id == integration.id, SyncEvent.status == "failed")
+            .where(SyncEvent.integration_id == integration.id, SyncEvent.status == JobStatus.failed)
             .order_by(SyncEvent.id.desc())
             .limit(RECENT_FAILURES)
         ).all()
