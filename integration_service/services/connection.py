@@ -22,6 +22,7 @@ from ..platforms import registry
 from ..platforms.base import ConnectionReport
 from ..platforms.http import HttpSettings
 from ..platforms.redact import basic_token, scrub, secret_variants
+from . import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,11 @@ class ConnectionTestService:
                 finished_at=utcnow(),
             )
         )
-        integration.is_active = report.success
-        integration.sync_error = None if report.success else message
+        # A test never changes is_active (only the owner's PATCH does): a stopped site or a
+        # rejected password must not leave the integration refusing syncs after it is fixed.
         integration.last_connection_test_at = utcnow()
         integration.last_connection_test_ok = report.success
+        _record_outcome(integration, None if report.success else message)
         db.session.commit()
         logger.info(
             "connection test of integration %s (site %s): %s%s in %d ms",
@@ -94,6 +96,33 @@ class ConnectionTestService:
             duration_ms,
         )
         return report
+
+
+def _record_outcome(integration: SiteIntegration, failure: str | None) -> None:
+    """Keep sync_status and sync_error in step (sync_error is set exactly when sync_status is
+    ``failed``): a failed test reports ``failed`` with its message, a passing one restores what
+    the last finished sync said. A queued or running sync is left alone; its outcome decides."""
+    if integration.sync_status in ("pending", "syncing"):
+        return
+    if failure is not None:
+        integration.sync_status, integration.sync_error = "failed", failure
+        return
+    last_sync = db.session.scalar(
+        db.select(SyncEvent)
+        .where(
+            SyncEvent.integration_id == integration.id,
+            SyncEvent.event_type == jobs.EVENT_SYNC,
+            SyncEvent.status.in_(jobs.FINAL_STATUSES),
+        )
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    )
+    if last_sync is None:
+        integration.sync_status, integration.sync_error = "idle", None
+    elif last_sync.status == "failed":
+        integration.sync_status, integration.sync_error = "failed", last_sync.error_message
+    else:
+        integration.sync_status, integration.sync_error = "success", None
 
 
 def check_integration_connection(integration: SiteIntegration) -> ConnectionReport:

@@ -144,7 +144,8 @@ def finish(
         return False
     if update_integration:
         outcome: dict[str, Any] = {
-            "sync_error": error_message,
+            # sync_error only beside "failed": a partial sync names its failed items in the event.
+            "sync_error": error_message if status == "failed" else None,
             "sync_status": "failed" if status == "failed" else "success",
         }
         if status != "failed":
