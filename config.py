@@ -127,7 +127,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's files come from the service (api/docs.py, package swagger-ui-bundle), not a CDN.
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/assets/"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Number of trusted reverse proxies in front of the app (X-Forwarded-For/-Proto/-Host);
     # client IPs for rate limits and page links come from there when set.
