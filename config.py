@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv import load_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent
+# One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
+# module, so settings in .env (KEY=value lines; see .env.example) reach them all. Variables
+# already in the environment win. ENV_FILE names another file (the tests point it elsewhere).
+ENV_FILE = Path(os.environ.get("ENV_FILE") or BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
 
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
