@@ -18,21 +18,18 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.e2e.service_server import free_port
 from tests.support import wordpress
+from tests.support.dev_script import REPO_ROOT, start_dev_sh, stop_dev_sh, user_env, wait_for_url
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
 SECTIONS = ("## First run walkthrough", "## Connect a local WordPress", "## Sync")
 README_PORT, README_WP_NAME, README_WP_PORT = "5000", "walkthrough", "8882"
@@ -129,40 +126,18 @@ def _wp_name() -> str:
     return f"{README_WP_NAME}_{tag}" if tag else README_WP_NAME
 
 
-def _user_env(**extra: str) -> dict[str, str]:
-    drop = ("TEST_", "PYTEST_", "REQUIRE_E2E", "DATABASE_URL", "REDIS_URL", "FLASK_")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
-
-
 @pytest.fixture
 def dev_server(tmp_path: Path):
     """``scripts/dev.sh`` on the embedded default, in its own instance directory and port."""
     port = free_port()
-    env = _user_env(PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), ENV_FILE=str(tmp_path / ".env"))
+    env = user_env(PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), ENV_FILE=str(tmp_path / ".env"))
     log_path = tmp_path / "dev.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["bash", "scripts/dev.sh"], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    process = start_dev_sh([], env, log_path)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
-                    break
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.3)
+        wait_for_url(f"http://127.0.0.1:{port}/healthz", process, log_path)
         yield port, env, log_path
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)  # dev.sh stops its web, worker and beat
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_dev_sh(process)
 
 
 def test_the_readme_walkthrough_prints_what_the_readme_shows(dev_server) -> None:
