@@ -107,16 +107,7 @@ def _record_outcome(integration: SiteIntegration, failure: str | None) -> None:
     if failure is not None:
         integration.sync_status, integration.sync_error = "failed", failure
         return
-    last_sync = db.session.scalar(
-        db.select(SyncEvent)
-        .where(
-            SyncEvent.integration_id == integration.id,
-            SyncEvent.event_type == jobs.EVENT_SYNC,
-            SyncEvent.status.in_(jobs.FINAL_STATUSES),
-        )
-        .order_by(SyncEvent.id.desc())
-        .limit(1)
-    )
+    last_sync = jobs.last_finished_sync(integration.id)
     if last_sync is None:
         integration.sync_status, integration.sync_error = "idle", None
     elif last_sync.status == "failed":

@@ -35,6 +35,20 @@ TASK_STRUCTURE = "integration.update_site_structure"
 FINAL_STATUSES = ("success", "partial", "failed")
 
 
+def last_finished_sync(integration_id: int) -> SyncEvent | None:
+    """The integration's latest sync that finished (success, partial or failed)."""
+    return db.session.scalar(
+        db.select(SyncEvent)
+        .where(
+            SyncEvent.integration_id == integration_id,
+            SyncEvent.event_type == EVENT_SYNC,
+            SyncEvent.status.in_(FINAL_STATUSES),
+        )
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    )
+
+
 class LostOwnership(Exception):
     """The job was taken over or marked failed while this worker ran it: stop without writing."""
 

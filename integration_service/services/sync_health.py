@@ -30,16 +30,7 @@ class SyncHealthService:
         integration = access.get_integration(self.principal, integration_id)
         now = utcnow()
         active = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
-        last_sync = db.session.scalar(
-            db.select(SyncEvent)
-            .where(
-                SyncEvent.integration_id == integration.id,
-                SyncEvent.event_type == jobs.EVENT_SYNC,
-                SyncEvent.status.in_(jobs.FINAL_STATUSES),
-            )
-            .order_by(SyncEvent.id.desc())
-            .limit(1)
-        )
+        last_sync = jobs.last_finished_sync(integration.id)
         failures = db.session.scalars(
             db.select(SyncEvent)
             .where(SyncEvent.integration_id == integration.id, SyncEvent.status == "failed")
