@@ -9,11 +9,12 @@ import pytest
 import requests
 import responses
 
+from integration_service.auth import Principal
 from integration_service.errors import ConnectionFailed, PlatformNotSupported
 from integration_service.extensions import db
-from integration_service.models import SyncEvent
+from integration_service.models import Role, SyncEvent
 from integration_service.platforms.ssrf import DnsFailure
-from integration_service.services.connection import ConnectionTestService, check_integration_connection
+from integration_service.services.connection import ConnectionTestService, check_stored_connection
 from tests.platforms.fakes import (
     APP_PASSWORD,
     SITE,
@@ -90,7 +91,8 @@ def _break_site(mocked, integration, stage: str) -> None:
 def test_a_failed_test_records_the_failure_and_never_deactivates(mocked, integration, stage) -> None:
     _break_site(mocked, integration, stage)
     with pytest.raises(ConnectionFailed) as excinfo:
-        check_integration_connection(integration)
+        principal = Principal(account_id=integration.site.account_id, role=Role.editor, site_id=integration.site_id)
+        check_stored_connection(principal, integration.id)
     assert excinfo.value.details["stage"] == stage
     [event] = events()
     assert event.status == "failed" and event.details["stage"] == stage and event.error_message
