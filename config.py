@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv import load_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent
+# One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
+# module, so settings in .env (KEY=value lines; see .env.example) reach them all. Variables
+# already in the environment win. ENV_FILE names another file (the tests point it elsewhere).
+ENV_FILE = Path(os.environ.get("ENV_FILE") or BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
 
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
@@ -142,7 +149,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's files come from the service (api/docs.py, package swagger-ui-bundle), not a CDN.
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/assets/"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Number of trusted reverse proxies in front of the app (X-Forwarded-For/-Proto/-Host);
     # client IPs for rate limits and page links come from there when set.

@@ -19,6 +19,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# Before config is imported: a developer's .env (scripts/dev.sh --redis writes one) must not
+# leak into the tests or the service processes they start.
+os.environ.setdefault("ENV_FILE", os.devnull)
+
 from config import TestingConfig, normalize_database_url
 from integration_service import create_app
 from integration_service.extensions import db as _db
