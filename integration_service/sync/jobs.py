@@ -125,16 +125,15 @@ def _update_if_owned(claim_: Claim, **values: Any) -> bool:
     """Update the job only while this worker still owns it (running, with its claim token): a job
     taken over or failed as stuck must not be written by its old worker. True when it was."""
     result = db.session.execute(
-        update(SyncEvent)
-        .where(
-            SyncEvent.id == claim_.event_id,
-            SyncEvent.claim_token == claim_.token,
-            SyncEvent.status == JobStatus.running,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(SyncEvent).where(_owned(claim_)).values(**values).execution_options(synchronize_session=False)
     )
     return rowcount(result) == 1
+
+
+def _owned(claim_: Claim) -> Any:
+    return and_(
+        SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == JobStatus.running
+    )
 
 
 def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) -> None:
@@ -178,15 +177,7 @@ def keep_alive(claim_: Claim) -> Iterator[None]:
         while not stop.wait(period):
             try:
                 with app.app_context(), db.engine.begin() as connection:
-                    result = connection.execute(
-                        update(SyncEvent)
-                        .where(
-                            SyncEvent.id == claim_.event_id,
-                            SyncEvent.claim_token == claim_.token,
-                            SyncEvent.status == JobStatus.running,
-                        )
-                        .values(heartbeat_at=utcnow())
-                    )
+                    result = connection.execute(update(SyncEvent).where(_owned(claim_)).values(heartbeat_at=utcnow()))
                 if rowcount(result) != 1:
                     return  # no longer ours: the job's own next write finds out and stops
             except Exception:  # a database blip: the next beat tries again
@@ -215,7 +206,11 @@ def hand_off(claim_: Claim, task_name: str, details: dict[str, Any]) -> bool:
         return False
     # In eager mode the next slice already ran (and took the job over): nothing is written then.
     _update_if_owned(
-        claim_, status=JobStatus.queued, claim_token=None, heartbeat_at=utcnow(), details={**details, "slice": True}
+        claim_,
+        status=JobStatus.queued,
+        claim_token=None,
+        heartbeat_at=utcnow(),
+        details={**details, "waiting_for": "next_slice"},
     )
     db.session.commit()
     return True
@@ -276,7 +271,7 @@ def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]
         status=JobStatus.queued,
         claim_token=None,
         error_message=error_message,
-        details=details,
+        details={**details, "waiting_for": "retry"},
         heartbeat_at=utcnow(),
     )
     db.session.commit()
@@ -330,17 +325,23 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
     checkpoint (put back to queued and re-enqueued, at most SYNC_MAX_RESUMES times); any other is
     marked failed, releasing its sync lock. Returns the ids of the jobs it failed or resumed."""
     query = db.select(
-        SyncEvent.id, SyncEvent.integration_id, SyncEvent.status, SyncEvent.event_type, SyncEvent.checkpoint
+        SyncEvent.id,
+        SyncEvent.integration_id,
+        SyncEvent.status,
+        SyncEvent.event_type,
+        SyncEvent.checkpoint,
+        SyncEvent.details,
     ).where(SyncEvent.status.in_(ACTIVE_JOB_STATUSES), stuck_condition())
     if integration_id is not None:
         query = query.where(SyncEvent.integration_id == integration_id)
     candidates = db.session.execute(query).all()
     recovered: list[int] = []
     max_resumes = int(current_app.config["SYNC_MAX_RESUMES"])
-    for event_id, owner_id, status, event_type, checkpoint in candidates:
+    for event_id, owner_id, status, event_type, checkpoint, details in candidates:
         resumes = int((checkpoint or {}).get("resumes") or 0)
         resumable = status == JobStatus.running and event_type == EVENT_SYNC and resumes < max_resumes
-        if resumable and _resume(event_id, {**(checkpoint or {}), "resumes": resumes + 1}):
+        resumed = {**(checkpoint or {}), "resumes": resumes + 1}
+        if resumable and _resume(event_id, resumed, {**(details or {}), "waiting_for": "resume"}):
             recovered.append(event_id)
             continue
         message = (
@@ -376,14 +377,16 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
     return recovered
 
 
-def _resume(event_id: int, checkpoint: dict[str, Any]) -> bool:
+def _resume(event_id: int, checkpoint: dict[str, Any], details: dict[str, Any]) -> bool:
     """Put a dead sync back to queued (no owner; its lock and checkpoint kept) and enqueue it
     again with its task id: the next worker claims it and goes on from the checkpoint. False when
     it was not stuck any more or the broker refused the task (it is then failed)."""
     result = db.session.execute(
         update(SyncEvent)
         .where(SyncEvent.id == event_id, SyncEvent.status == JobStatus.running, stuck_condition())
-        .values(status=JobStatus.queued, claim_token=None, heartbeat_at=utcnow(), checkpoint=checkpoint)
+        .values(
+            status=JobStatus.queued, claim_token=None, heartbeat_at=utcnow(), checkpoint=checkpoint, details=details
+        )
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

@@ -206,14 +206,9 @@ def current_job(event: SyncEvent | None) -> dict[str, Any] | None:
     if event is None:
         return None
     details = event.details or {}
-    queued = event.status == JobStatus.queued
-    waiting_for = None
-    if queued and details.get("next_retry_at"):
-        waiting_for = "retry"
-    elif queued and details.get("slice"):
-        waiting_for = "next_slice"
-    elif queued and event.started_at is not None:
-        waiting_for = "resume"  # its worker died: re-enqueued from its checkpoint
+    # Why a job that already ran is queued again: a retry, its next slice, or a resume after its
+    # worker died (set by the worker each time it puts the job back).
+    waiting_for = details.get("waiting_for") if event.status == JobStatus.queued else None
     return {
         "job_id": event.task_id,
         "sync_event_id": event.id,

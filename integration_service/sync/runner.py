@@ -77,7 +77,8 @@ class Job:
         return None
 
     def made_progress(self) -> bool:
-        """Whether any earlier run or this one stored something (a checkpoint exists)."""
+        """Whether any earlier run or this one stored something (a checkpoint exists). Called
+        after the rollback, which expired the event: this reads the committed checkpoint."""
         return bool(self.event.checkpoint)
 
 

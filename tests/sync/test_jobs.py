@@ -81,6 +81,7 @@ def test_a_dead_sync_is_resumed_from_its_checkpoint_then_failed(app, factory, si
     event = db.session.get(SyncEvent, dead.id)
     assert (event.status, event.claim_token, event.sync_lock) == ("queued", None, integration.id)
     assert event.checkpoint == {**checkpoint, "resumes": 1}  # the position is kept
+    assert event.details["waiting_for"] == "resume"
     assert published == [(dead.id, dead.task_id, jobs.TASK_SYNC)]  # same task id: a takeover
     assert jobs.claim(dead.id, dead.task_id) is not None
 

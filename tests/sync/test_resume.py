@@ -106,6 +106,31 @@ def test_connection_refused_fails_at_once(app, factory, site, monkeypatch):
     assert "refused" in event.error_message and "check the site URL" in event.error_message
 
 
+def test_refused_after_progress_is_retried(app, fake_wp, wp_integration, no_client_retries, monkeypatch):  # noqa: F811
+    import requests
+
+    monkeypatch.setitem(app.config, "WP_CONCURRENCY", 1)
+    fake_wp.add_posts(150)
+    original = fake_wp._list
+    refused = {"done": False}
+
+    def restarting(post_type, query):
+        if int(query.get("page", 1)) == 2 and not refused["done"]:
+            refused["done"] = True  # the site restarts in the middle of the pull
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except ConnectionRefusedError as exc:
+                raise requests.exceptions.ConnectionError(exc) from exc
+        return original(post_type, query)
+
+    monkeypatch.setattr(fake_wp, "_list", restarting)
+
+    event = enqueue_sync(app, wp_integration)
+
+    assert event.status == "success", event.error_message
+    assert event.details["attempts"] == 2 and list_pages(fake_wp) == [1, 2, 2]
+
+
 def test_retries_stop_at_the_total_retry_time(app, fake_wp, wp_integration, no_client_retries, monkeypatch):  # noqa: F811
     monkeypatch.setitem(app.config, "SYNC_RETRY_MAX_TOTAL_SECONDS", 1)
     fake_wp.add_posts(2)
