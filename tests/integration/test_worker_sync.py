@@ -87,11 +87,14 @@ def test_killed_worker_is_resumed_from_its_checkpoint(live_app, start_worker, fa
     and it goes on from the last committed page (issue 12 item 3, issue 11 item 2)."""
     served_wp.add_posts(1000)
     served_wp.list_delay = 0.4  # ten slow pages: time to kill the worker in the middle
+    # The killed worker's request slot (politeness.py) frees itself after its lease, so the
+    # resumed run does not wait long for it (it heartbeats while it waits).
     env = {
         "SYNC_STUCK_AFTER_SECONDS": "3",
         "SYNC_HEARTBEAT_SECONDS": "0.5",
         "SYNC_RECOVERY_INTERVAL_SECONDS": "1",
         "WP_CONCURRENCY": "1",
+        "WP_SLOT_LEASE_SECONDS": "1",
         "SYNC_SLICE_PAGES": "0",
     }
     first = start_worker(**env)
