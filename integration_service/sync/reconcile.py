@@ -126,6 +126,7 @@ class Reconciler:
             page: PostPage = self.client.get_posts(post_type, batch)
             self.counts.refetched += len(page.posts)
             service._store_page(post_type, page, since=None, full=False, detect_conflicts=True)
+            db.session.commit()  # each batch on its own: a rerun does not fetch it again
 
     def _mark_missing(self, content_ids: list[int]) -> None:
         if not content_ids:
