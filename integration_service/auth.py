@@ -122,7 +122,17 @@ def _site_principal(api_key: str) -> Principal:
         raise NotAuthenticated("The API key is not valid.")
     if site.account.is_suspended:
         raise NotAuthenticated("The account is suspended.")
+    # Kept for the request: the webhook views need the site (its key signs the delivery), and
+    # the session's identity map is weak, so without a reference it would select and decrypt
+    # the row again.
+    g.authenticated_site = site
     return Principal(account_id=site.account_id, role=Role.editor, site_id=site.id)
+
+
+def authenticated_site(principal: Principal) -> Site | None:
+    """The Site loaded by ``_site_principal`` for this request's site key, if any."""
+    site = g.get("authenticated_site")
+    return site if site is not None and principal.is_site and site.id == principal.site_id else None
 
 
 def credentials_from_request() -> tuple[str, str] | None:
@@ -154,6 +164,7 @@ def load_principal_leniently() -> None:
     kept and raised by ``authenticate`` only on routes that need authentication."""
     g.principal = None
     g.auth_error = None
+    g.authenticated_site = None
     try:
         g.principal = resolve_principal()
     except NotAuthenticated as exc:

@@ -10,6 +10,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from webargs.flaskparser import FlaskParser
 
+from . import ratelimit  # noqa: F401 - registers the limiter strategy named in config.py
 from .errors import ApiErrorSchema
 
 # Named constraints keep Alembic migrations identical on PostgreSQL and SQLite.

@@ -4,6 +4,7 @@ Objects of other tenants are reported as not found, so their ids cannot be probe
 from __future__ import annotations
 
 from sqlalchemy import Select
+from sqlalchemy.orm import defer
 
 from ..auth import Principal
 from ..errors import NotFound
@@ -36,8 +37,14 @@ def integrations_query(principal: Principal) -> Select:
     return query
 
 
-def get_integration(principal: Principal, integration_id: int) -> SiteIntegration:
-    integration = db.session.scalar(integrations_query(principal).where(SiteIntegration.id == integration_id))
+def get_integration(principal: Principal, integration_id: int, with_credentials: bool = True) -> SiteIntegration:
+    """The caller's integration; ``with_credentials=False`` leaves the encrypted credentials
+    unloaded (their decryption is most of the cost of a read that never uses them; reading
+    them then raises instead of loading them quietly)."""
+    query = integrations_query(principal).where(SiteIntegration.id == integration_id)
+    if not with_credentials:
+        query = query.options(defer(SiteIntegration.credentials_json, raiseload=True))
+    integration = db.session.scalar(query)
     if integration is None:
         raise NotFound("Integration not found.")
     return integration

@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Content, SiteIntegration, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostInput, PostNotFound, RemotePost
+from .content_lookup import existing_contents, insert_contents, refresh_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -310,8 +311,10 @@ class ContentSyncService:
             return None
         for attempt in range(2):
             try:
+                created_before = self.counts.created
                 newest = self._upsert(post_type, valid, since, full, detect_conflicts)
                 db.session.commit()
+                refresh_statistics(created_before, self.counts.created)
                 return newest
             except IntegrityError:
                 # Another writer inserted one of these posts meanwhile: reload and apply again.
@@ -329,14 +332,7 @@ class ContentSyncService:
         detect_conflicts: bool,
     ) -> datetime | None:
         ids = [str(post.external_id) for post in posts]
-        existing = {
-            row.external_id: row
-            for row in db.session.scalars(
-                db.select(Content).where(
-                    Content.site_id == self.site_id, Content.content_type == post_type, Content.external_id.in_(ids)
-                )
-            )
-        }
+        existing = {row.external_id: row for row in existing_contents(self.site_id, post_type, ids)}
         now = utcnow()
         newest: datetime | None = None
         seen: list[int] = []  # rows confirmed without a change: stamped in one UPDATE below
@@ -391,8 +387,7 @@ class ContentSyncService:
                 continue
             apply_remote(row, post, now)
             self.counts.updated += 1
-        if inserted:
-            db.session.execute(insert(Content), list(inserted.values()))
+        insert_contents(list(inserted.values()))
         if seen:
             # Seen in this scan (so not missing, and recognisable if listed twice); updated_at is
             # kept because nothing of the content changed.

@@ -202,7 +202,7 @@ class SyncService:
         return SyncMetadataService(self.integration(integration_id)).content_types()
 
     def sync_status(self, integration_id: int) -> dict[str, Any]:
-        integration = self.integration(integration_id)
+        integration = access.get_integration(self.principal, integration_id, with_credentials=False)
         # Both queries use an index: the unique sync_lock, and (integration_id, id).
         current = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
         recent = db.session.scalars(

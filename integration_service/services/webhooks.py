@@ -40,10 +40,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, or_, update
+from sqlalchemy import Row, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from ..auth import Principal, authenticated_site
 from ..errors import Conflict, NotAuthenticated, NotFound
 from ..extensions import db
 from ..models import Content, Site, SiteIntegration, SyncEvent, WebhookDelivery, utcnow
@@ -130,18 +131,19 @@ class WebhookService:
     """Receives the deliveries of one site (the one whose API key authenticated the request)."""
 
     def __init__(self, site: Site) -> None:
-        self.site = site
         self.site_id = site.id  # kept: a rollback expires the Site, and reading it again costs a SELECT
+        self._secret = site.wp_api_key  # the signing key, decrypted once per request
 
     @classmethod
-    def for_site_id(cls, site_id: int) -> WebhookService:
-        site = db.session.get(Site, site_id)
+    def for_principal(cls, principal: Principal) -> WebhookService:
+        """The service of the principal's site, reusing the Site that authentication loaded."""
+        site = authenticated_site(principal) or db.session.get(Site, principal.site_id)
         if site is None:  # the key authenticated a moment ago; the site was deleted since
             raise NotAuthenticated("The API key is not valid.")
         return cls(site)
 
     def verify(self, headers: Any, body: bytes) -> VerifiedDelivery:
-        return verify_signature(self.site.wp_api_key, headers, body)
+        return verify_signature(self._secret, headers, body)
 
     # -- the two events -------------------------------------------------------------------
 
@@ -163,9 +165,13 @@ class WebhookService:
             raise
 
         content_id = content.id
-        db.session.add(WebhookDelivery(site_id=self.site_id, webhook_id=delivery.webhook_id, kind=kind))
         try:
-            db.session.flush()
+            # A Core INSERT: no ORM object to track (the row is never read back in this request).
+            db.session.execute(
+                insert(WebhookDelivery).values(
+                    site_id=self.site_id, webhook_id=delivery.webhook_id, kind=kind, received_at=utcnow()
+                )
+            )
         except IntegrityError:
             # Seen before (or being applied by a concurrent request that committed first).
             db.session.rollback()
@@ -286,12 +292,14 @@ class WebhookService:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _integration(self) -> SiteIntegration | None:
-        return db.session.scalar(
-            db.select(SiteIntegration).where(
+    def _integration(self) -> Row | None:
+        # Only the columns the bookkeeping reads: loading the ORM object would decrypt the
+        # integration's credentials, which a webhook never uses.
+        return db.session.execute(
+            db.select(SiteIntegration.id, SiteIntegration.last_webhook_at).where(
                 SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress"
             )
-        )
+        ).first()
 
     def _record(
         self,
@@ -329,23 +337,27 @@ class WebhookService:
                 .values(last_webhook_at=now)
                 .execution_options(synchronize_session=False)
             )
-        event = SyncEvent(
-            integration_id=integration.id,
-            site_id=self.site_id,
-            event_type=EVENT_TYPES[kind],
-            action=kind,
-            direction="from_external",
-            status=status,
-            details={key: value for key, value in details.items() if value is not None or key == "outcome"},
-            error_message=error,
-            content_id=content_id,
-            webhook_id=delivery.webhook_id,
-            started_at=now,
-            finished_at=now,
-        )
-        db.session.add(event)
-        db.session.flush()
-        return event.id
+        # A Core INSERT ... RETURNING id: the event is never read back, so no ORM object and no
+        # separate flush for its id.
+        return db.session.execute(
+            insert(SyncEvent)
+            .values(
+                integration_id=integration.id,
+                site_id=self.site_id,
+                event_type=EVENT_TYPES[kind],
+                action=kind,
+                direction="from_external",
+                status=status,
+                details={key: value for key, value in details.items() if value is not None or key == "outcome"},
+                error_message=error,
+                content_id=content_id,
+                webhook_id=delivery.webhook_id,
+                created_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+            .returning(SyncEvent.id)
+        ).scalar_one()
 
     @staticmethod
     def _result(
