@@ -20,6 +20,7 @@ from ..models import Content, SiteIntegration, SyncEvent, utcnow
 from ..platforms.base import PlatformError, PostNotFound
 from . import access, jobs
 from .content_sync import ContentSyncService, Progress, SyncCounts, apply_remote
+from .status_query import current_and_recent
 from .sync_metadata import SyncMetadataService
 
 logger = logging.getLogger(__name__)
@@ -203,14 +204,7 @@ class SyncService:
 
     def sync_status(self, integration_id: int) -> dict[str, Any]:
         integration = access.get_integration(self.principal, integration_id, with_credentials=False)
-        # Both queries use an index: the unique sync_lock, and (integration_id, id).
-        current = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
-        recent = db.session.scalars(
-            db.select(SyncEvent)
-            .where(SyncEvent.integration_id == integration.id)
-            .order_by(SyncEvent.id.desc())
-            .limit(RECENT_EVENTS)
-        ).all()
+        current, recent = current_and_recent(integration.id, RECENT_EVENTS)  # one statement, plain rows
         return {
             "sync_status": integration.sync_status,
             "last_sync_at": integration.last_sync_at,

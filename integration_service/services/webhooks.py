@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, case, insert, or_, update
+from sqlalchemy import Select, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -63,6 +63,9 @@ _MAX_SIGNATURE_HEADER = 4096
 _TAXONOMY_KEYS = ("categories", "tags")
 TERMS_KEY = "terms"
 _NOT_METADATA = {"modified_gmt", "taxonomies", TERMS_KEY, *_TAXONOMY_KEYS}
+
+
+_UNKNOWN = object()  # the integration has not been read yet in this request
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class WebhookService:
     def __init__(self, site: Site) -> None:
         self.site_id = site.id  # kept: a rollback expires the Site, and reading it again costs a SELECT
         self._secret = site.wp_api_key  # the signing key, decrypted once per request
+        self._integration_row: Any = _UNKNOWN
 
     @classmethod
     def for_principal(cls, principal: Principal) -> WebhookService:
@@ -202,12 +206,27 @@ class WebhookService:
 
     # -- matching ---------------------------------------------------------------------------
 
+    def _locked(self, query: Select) -> Content | None:
+        """Run a Content query ``FOR UPDATE`` (of the content row only), reading the site's
+        WordPress integration (id, last_webhook_at) in the same round trip for ``_record``."""
+        wordpress = (SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress")
+        row = db.session.execute(
+            query.add_columns(
+                db.select(SiteIntegration.id).where(*wordpress).scalar_subquery().label("integration_id"),
+                db.select(SiteIntegration.last_webhook_at).where(*wordpress).scalar_subquery().label("last_webhook"),
+            ).with_for_update(of=Content)
+        ).first()
+        if row is None:
+            return None
+        self._integration_row = (row.integration_id, row.last_webhook) if row.integration_id is not None else None
+        return row[0]
+
     def _find_content(self, payload: dict[str, Any]) -> Content:
         post_id = str(payload["post_id"])
         content_id = payload.get("content_id")
         if content_id is not None:
             query = db.select(Content).where(Content.id == content_id, Content.site_id == self.site_id)
-            content = db.session.scalar(query.with_for_update())
+            content = self._locked(query)
             if content is None:
                 raise NotFound("Content not found.")
             if content.external_id is not None and content.external_id != post_id:
@@ -224,7 +243,7 @@ class WebhookService:
             query = query.order_by(case((Content.content_type == post_type, 0), else_=1), Content.id)
         else:
             query = query.order_by(Content.id)
-        content = db.session.scalar(query.limit(1).with_for_update())
+        content = self._locked(query.limit(1))
         if content is None:
             raise NotFound("Content not found.")
         return content
@@ -292,14 +311,18 @@ class WebhookService:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _integration(self) -> Row | None:
-        # Only the columns the bookkeeping reads: loading the ORM object would decrypt the
-        # integration's credentials, which a webhook never uses.
-        return db.session.execute(
+    def _integration(self) -> tuple[int, datetime | None] | None:
+        """(id, last_webhook_at) of the site's WordPress integration: read with the content row
+        when one was found, else here. Only these columns: loading the ORM object would decrypt
+        the integration's credentials, which a webhook never uses."""
+        if self._integration_row is not _UNKNOWN:
+            return self._integration_row
+        row = db.session.execute(
             db.select(SiteIntegration.id, SiteIntegration.last_webhook_at).where(
                 SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress"
             )
         ).first()
+        return (row[0], row[1]) if row is not None else None
 
     def _record(
         self,
@@ -321,14 +344,14 @@ class WebhookService:
             )
             return None
         now = utcnow()
-        last = integration.last_webhook_at
+        integration_id, last = integration
         if last is None or now - last > LAST_WEBHOOK_RESOLUTION:
             # Kept to the minute: writing it on every delivery would make all deliveries of a
             # site wait for each other on this one row lock.
             db.session.execute(
                 update(SiteIntegration)
                 .where(
-                    SiteIntegration.id == integration.id,
+                    SiteIntegration.id == integration_id,
                     or_(
                         SiteIntegration.last_webhook_at.is_(None),
                         SiteIntegration.last_webhook_at < now - LAST_WEBHOOK_RESOLUTION,
@@ -342,7 +365,7 @@ class WebhookService:
         return db.session.execute(
             insert(SyncEvent)
             .values(
-                integration_id=integration.id,
+                integration_id=integration_id,
                 site_id=self.site_id,
                 event_type=EVENT_TYPES[kind],
                 action=kind,
