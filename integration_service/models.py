@@ -64,6 +64,7 @@ PLATFORM_TYPES = {"wordpress": "cms", "shopify": "ecommerce", "custom": "custom_
 SYNC_STATUSES = ["idle", "pending", "syncing", "success", "failed"]
 JOB_STATUSES = ["queued", "running", "success", "partial", "failed"]
 ACTIVE_JOB_STATUSES = ("queued", "running")
+ACTIVE_ACCOUNT = "active"  # any other Account.status is suspended
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
@@ -86,7 +87,7 @@ class Account(TimestampMixin, db.Model):
 
     @property
     def is_suspended(self) -> bool:
-        return self.status != "active"
+        return self.status != ACTIVE_ACCOUNT
 
 
 class User(TimestampMixin, db.Model):

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from integration_service.crypto import SecretBox
 from integration_service.extensions import db
 from integration_service.models import Content, SyncEvent, WebhookDelivery
-from integration_service.services.content_lookup import existing_contents, insert_contents
+from integration_service.services.content_lookup import existing_contents
 from tests.api.test_webhooks import deliver
 
 STATUS = "/api/v1/integration/webhooks/wordpress/status/"
@@ -135,11 +135,12 @@ def test_existing_rows_lookup_finds_exactly_the_site_and_type_rows(factory, site
     factory.content(site, external_id="1", content_type="post")
     factory.content(site, external_id="2", content_type="page")
     factory.content(other_site, external_id="3", content_type="post")
-    insert_contents(
+    db.session.execute(
+        db.insert(Content),
         [
             {"site_id": site.id, "content_type": "post", "external_id": str(i), "title": f"t{i}", "source": "wordpress"}
             for i in range(3, 6)
-        ]
+        ],
     )
     db.session.commit()
     found = existing_contents(site.id, "post", ["1", "2", "3", "4", "5", "99"])
@@ -189,10 +190,10 @@ def test_the_pull_refreshes_statistics_so_the_lookup_probes_the_full_key(app, fa
     rows = [
         {"site_id": site.id, "content_type": "post", "external_id": str(i), "source": "wordpress"} for i in range(3000)
     ]
-    insert_contents(rows)
+    db.session.execute(db.insert(Content), rows)
     db.session.commit()
-    content_lookup.refresh_statistics(0, 999)  # below the threshold: nothing
-    content_lookup.refresh_statistics(999, 3000)  # crossing it: ANALYZE
+    content_lookup.refresh_statistics(0, 99)  # below the threshold: nothing
+    content_lookup.refresh_statistics(99, 3000)  # crossing it: ANALYZE
     plan = _lookup_plan(site.id, ["5", "2999", "nope"])
     db.session.rollback()
     assert "Rows Removed by Filter" not in plan, plan

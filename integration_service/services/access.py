@@ -3,8 +3,7 @@ Objects of other tenants are reported as not found, so their ids cannot be probe
 
 from __future__ import annotations
 
-from sqlalchemy import Select
-from sqlalchemy.orm import defer
+from sqlalchemy import Row, Select
 
 from ..auth import Principal
 from ..errors import NotFound
@@ -37,17 +36,26 @@ def integrations_query(principal: Principal) -> Select:
     return query
 
 
-def get_integration(principal: Principal, integration_id: int, with_credentials: bool = True) -> SiteIntegration:
-    """The caller's integration; ``with_credentials=False`` leaves the encrypted credentials
-    unloaded (their decryption is most of the cost of a read that never uses them; reading
-    them then raises instead of loading them quietly)."""
-    query = integrations_query(principal).where(SiteIntegration.id == integration_id)
-    if not with_credentials:
-        query = query.options(defer(SiteIntegration.credentials_json, raiseload=True))
-    integration = db.session.scalar(query)
+def get_integration(principal: Principal, integration_id: int) -> SiteIntegration:
+    integration = db.session.scalar(integrations_query(principal).where(SiteIntegration.id == integration_id))
     if integration is None:
         raise NotFound("Integration not found.")
     return integration
+
+
+def get_integration_status(principal: Principal, integration_id: int) -> Row:
+    """(id, sync_status, last_sync_at, sync_error) of the caller's integration, as a plain row:
+    what a status poll reads, without loading (and decrypting) the credentials."""
+    row = db.session.execute(
+        integrations_query(principal)
+        .with_only_columns(
+            SiteIntegration.id, SiteIntegration.sync_status, SiteIntegration.last_sync_at, SiteIntegration.sync_error
+        )
+        .where(SiteIntegration.id == integration_id)
+    ).first()
+    if row is None:
+        raise NotFound("Integration not found.")
+    return row
 
 
 def contents_query(principal: Principal) -> Select:

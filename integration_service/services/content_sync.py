@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Content, SiteIntegration, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostInput, PostNotFound, RemotePost
-from .content_lookup import existing_contents, insert_contents, refresh_statistics
+from .content_lookup import existing_contents, refresh_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -387,7 +387,8 @@ class ContentSyncService:
                 continue
             apply_remote(row, post, now)
             self.counts.updated += 1
-        insert_contents(list(inserted.values()))
+        if inserted:
+            db.session.execute(insert(Content), list(inserted.values()))
         if seen:
             # Seen in this scan (so not missing, and recognisable if listed twice); updated_at is
             # kept because nothing of the content changed.

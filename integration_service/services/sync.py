@@ -203,7 +203,7 @@ class SyncService:
         return SyncMetadataService(self.integration(integration_id)).content_types()
 
     def sync_status(self, integration_id: int) -> dict[str, Any]:
-        integration = access.get_integration(self.principal, integration_id, with_credentials=False)
+        integration = access.get_integration_status(self.principal, integration_id)  # a row: no credentials
         current, recent = current_and_recent(integration.id, RECENT_EVENTS)  # one statement, plain rows
         return {
             "sync_status": integration.sync_status,

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, case, insert, or_, update
+from sqlalchemy import Row, Select, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -66,6 +66,33 @@ _NOT_METADATA = {"modified_gmt", "taxonomies", TERMS_KEY, *_TAXONOMY_KEYS}
 
 
 _UNKNOWN = object()  # the integration has not been read yet in this request
+
+
+class LockedContent:
+    """The columns of a locked Content row that a webhook reads; assignments are collected in
+    ``changes`` for one UPDATE (no ORM object: nothing else of the row is loaded or tracked)."""
+
+    COLUMNS = (
+        Content.id,
+        Content.external_id,
+        Content.external_status,
+        Content.external_url,
+        Content.external_modified_gmt,
+        Content.webhook_modified_gmt,
+        Content.last_synced_at,
+        Content.meta.label("meta"),
+    )
+
+    def __init__(self, row: Any) -> None:
+        object.__setattr__(self, "_row", row)
+        object.__setattr__(self, "changes", {})
+
+    def __getattr__(self, name: str) -> Any:
+        changes = object.__getattribute__(self, "changes")
+        return changes[name] if name in changes else object.__getattribute__(self, "_row")[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.changes[name] = value
 
 
 @dataclass(frozen=True)
@@ -133,7 +160,7 @@ def prune_deliveries(now: datetime | None = None) -> int:
 class WebhookService:
     """Receives the deliveries of one site (the one whose API key authenticated the request)."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site | Row) -> None:
         self.site_id = site.id  # kept: a rollback expires the Site, and reading it again costs a SELECT
         self._secret = site.wp_api_key  # the signing key, decrypted once per request
         self._integration_row: Any = _UNKNOWN
@@ -194,6 +221,13 @@ class WebhookService:
             outcome, details = self._apply_status(content, payload)
         else:
             outcome, details = self._apply_metadata(content, payload)
+        if content.changes:
+            db.session.execute(
+                update(Content)
+                .where(Content.id == content_id)
+                .values(**content.changes)
+                .execution_options(synchronize_session=False)
+            )
         event_id = self._record(kind, delivery, {**base_details, **details, "outcome": outcome}, content_id=content_id)
         db.session.commit()  # ids were read before: after the commit they would cost a SELECT each
         logger.info("webhook %s %s for content %s: %s", kind, delivery.webhook_id, content_id, outcome)
@@ -206,7 +240,7 @@ class WebhookService:
 
     # -- matching ---------------------------------------------------------------------------
 
-    def _locked(self, query: Select) -> Content | None:
+    def _locked(self, query: Select) -> LockedContent | None:
         """Run a Content query ``FOR UPDATE`` (of the content row only), reading the site's
         WordPress integration (id, last_webhook_at) in the same round trip for ``_record``."""
         wordpress = (SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress")
@@ -219,13 +253,13 @@ class WebhookService:
         if row is None:
             return None
         self._integration_row = (row.integration_id, row.last_webhook) if row.integration_id is not None else None
-        return row[0]
+        return LockedContent(row._mapping)
 
-    def _find_content(self, payload: dict[str, Any]) -> Content:
+    def _find_content(self, payload: dict[str, Any]) -> LockedContent:
         post_id = str(payload["post_id"])
         content_id = payload.get("content_id")
         if content_id is not None:
-            query = db.select(Content).where(Content.id == content_id, Content.site_id == self.site_id)
+            query = db.select(*LockedContent.COLUMNS).where(Content.id == content_id, Content.site_id == self.site_id)
             content = self._locked(query)
             if content is None:
                 raise NotFound("Content not found.")
@@ -237,7 +271,7 @@ class WebhookService:
                 )
             return content
         # Post ids are unique across post types within a WordPress site; prefer the stated type.
-        query = db.select(Content).where(Content.site_id == self.site_id, Content.external_id == post_id)
+        query = db.select(*LockedContent.COLUMNS).where(Content.site_id == self.site_id, Content.external_id == post_id)
         post_type = payload.get("post_type")
         if post_type:
             query = query.order_by(case((Content.content_type == post_type, 0), else_=1), Content.id)
@@ -251,17 +285,17 @@ class WebhookService:
     # -- applying ---------------------------------------------------------------------------
 
     @staticmethod
-    def _stored_mark(content: Content) -> datetime | None:
+    def _stored_mark(content: LockedContent) -> datetime | None:
         marks = [mark for mark in (content.webhook_modified_gmt, content.external_modified_gmt) if mark is not None]
         return max(marks) if marks else None
 
-    def _is_stale(self, content: Content, modified_gmt: datetime | None) -> bool:
+    def _is_stale(self, content: LockedContent, modified_gmt: datetime | None) -> bool:
         # Equal times are applied: WordPress's modified_gmt has one-second resolution, and a
         # publish followed by a trash within one second must still end as "trash".
         stored = self._stored_mark(content)
         return modified_gmt is not None and stored is not None and modified_gmt < stored
 
-    def _apply_status(self, content: Content, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _apply_status(self, content: LockedContent, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         modified_gmt = payload.get("modified_gmt")
         details: dict[str, Any] = {"post_status": payload["post_status"], "modified_gmt": _iso(modified_gmt)}
         if self._is_stale(content, modified_gmt):
@@ -278,7 +312,7 @@ class WebhookService:
         content.last_synced_at = utcnow()
         return "applied", details
 
-    def _apply_metadata(self, content: Content, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _apply_metadata(self, content: LockedContent, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         metadata: dict[str, Any] = payload["metadata"]
         modified_gmt = payload.get("modified_gmt")
         if modified_gmt is None and isinstance(metadata.get("modified_gmt"), str):
