@@ -233,6 +233,32 @@ def render() -> str:
             f"latency at {poll['offered_rate']:.0f} req/s (half the sustained rate).\n"
         )
         parts.append(_three_way(poll, "polling floor (Flask + psycopg)", "GET .../sync_status/"))
+    pg = _load("pull_pg")
+    if pg:
+        parts.append(
+            "\n### 7. PostgreSQL time per post in a first full pull — `scripts/bench.sh --only pull_pg`\n\n"
+            "The service's pull fed by in-memory pages of 100 posts (only the storing side); each row a new "
+            "site, right after an `ANALYZE` that does not know it. Statement time measured around each "
+            "cursor execute; rows read from `pg_stat_user_tables` (index fetches + sequential reads).\n"
+        )
+        parts.append(
+            table(
+                ["lookup", "N", "PG ms/post", "lookup ms/post", "INSERT ms/post", "contents rows read/post", "posts/s"],
+                [
+                    [
+                        "before: IN (...), no ANALYZE" if r["legacy"] else "unnest + LATERAL probe, ANALYZE",
+                        r["n"],
+                        r["pg_ms_per_post"],
+                        r["lookup_ms_per_post"],
+                        r["insert_ms_per_post"],
+                        r["contents_rows_read_per_post"],
+                        r["posts_per_s"],
+                    ]
+                    for r in pg["results"]
+                ],
+            )
+        )
+        parts.append(f"\nPG ms/post at N={pg['sizes'][-1]} / N={pg['sizes'][0]}: {pg['pg_per_post_growth']:.2f}x.")
     return "\n".join(parts) + "\n"
 
 
