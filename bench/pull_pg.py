@@ -40,7 +40,14 @@ class MemoryClient:
         self.total = total
         self.base = datetime(2026, 1, 1, tzinfo=UTC)
 
-    def list_posts(self, post_type: str, page: int, per_page: int = PER_PAGE, modified_after: Any = None) -> Any:
+    def pages(
+        self, post_type: str, modified_after: Any = None, *, per_page: int = PER_PAGE, concurrency: int = 1
+    ) -> Any:
+        """The client's paging primitive (``PlatformClient.pages``), served from memory."""
+        for number in range(1, max(1, math.ceil(self.total / per_page)) + 1):
+            yield self._page(post_type, number, per_page)
+
+    def _page(self, post_type: str, page: int, per_page: int) -> Any:
         from integration_service.platforms.base import PostPage, RemotePost
 
         first = (page - 1) * per_page
@@ -57,7 +64,7 @@ class MemoryClient:
             )
             for i in range(first, min(first + per_page, self.total))
         ]
-        return PostPage(posts=posts, total=self.total, total_pages=math.ceil(self.total / per_page))
+        return PostPage(posts=posts, total=self.total, total_pages=math.ceil(self.total / per_page), number=page)
 
 
 def _legacy_statements() -> Any:
@@ -65,7 +72,7 @@ def _legacy_statements() -> Any:
     refresh), for the "before" rows. Returns what to restore."""
     from integration_service.extensions import db
     from integration_service.models import Content
-    from integration_service.services import content_sync
+    from integration_service.sync import engine as sync_engine
 
     def existing(site_id: int, content_type: str, ids: list[str]) -> list[Any]:
         return list(
@@ -76,9 +83,9 @@ def _legacy_statements() -> Any:
             )
         )
 
-    saved = (content_sync.existing_contents, content_sync.refresh_statistics)
-    content_sync.existing_contents = existing
-    content_sync.refresh_statistics = lambda before, now: None
+    saved = (sync_engine.existing_contents, sync_engine.refresh_statistics)
+    sync_engine.existing_contents = existing
+    sync_engine.refresh_statistics = lambda before, now: None
     return saved
 
 
@@ -96,7 +103,7 @@ def pull_once(n: int, legacy: bool, fresh_database: bool) -> dict[str, Any]:
 
     from integration_service.extensions import db
     from integration_service.models import SiteIntegration
-    from integration_service.services import content_sync
+    from integration_service.sync import engine as sync_engine
 
     if fresh_database:
         common.reset_database()
@@ -145,11 +152,11 @@ def pull_once(n: int, legacy: bool, fresh_database: bool) -> dict[str, Any]:
                 event.listen(engine, "after_cursor_execute", after)
                 t0 = time.perf_counter()
                 try:
-                    service = content_sync.ContentSyncService(
+                    service = sync_engine.ContentSyncService(
                         integration,
                         MemoryClient(n),
-                        content_sync.SyncCounts(),
-                        content_sync.Progress(lambda done, total: None),
+                        sync_engine.SyncCounts(),
+                        sync_engine.Progress(lambda done, total: None),
                     )
                     service.pull(full=True)
                 finally:
@@ -167,7 +174,7 @@ def pull_once(n: int, legacy: bool, fresh_database: bool) -> dict[str, Any]:
                 ).fetchone()[0]
     finally:
         if saved is not None:
-            content_sync.existing_contents, content_sync.refresh_statistics = saved
+            sync_engine.existing_contents, sync_engine.refresh_statistics = saved
     total = sum(timings.values())
     return {
         "n": n,

@@ -10,6 +10,7 @@ the counting are the library's own (``FixedWindowRateLimiter``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import g, has_request_context
@@ -36,17 +37,19 @@ class OneTripFixedWindowRateLimiter(FixedWindowRateLimiter):
 
     def __init__(self, storage: Any) -> None:
         super().__init__(storage)
-        self._script = None
+        self._script: Any = None
+        self._prefixed_key: Callable[[str], str] | None = None
         if isinstance(storage, RedisStorage):
-            self._script = storage.get_connection().register_script(_INCR_EXPIRE_TTL)
+            self._script = storage.get_connection().register_script(_INCR_EXPIRE_TTL.encode())
+            self._prefixed_key = storage.prefixed_key
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         key = item.key_for(*identifiers)
-        if self._script is None:
+        if self._script is None or self._prefixed_key is None:
             count = self.storage.incr(key, item.get_expiry(), amount=cost)
             reset = None
         else:
-            count, ttl = self._script([self.storage.prefixed_key(key)], [item.get_expiry(), cost])
+            count, ttl = self._script([self._prefixed_key(key)], [item.get_expiry(), cost])
             count = int(count)
             reset = time.time() + max(int(ttl), 0)
         if has_request_context():

@@ -19,10 +19,8 @@ from marshmallow import (
 
 from ..crypto import mask_secret
 from ..models import (
-    JOB_STATUSES,
     PLATFORM_TYPES,
     ROLE_NAMES,
-    SYNC_DIRECTIONS,
     SYNC_STATUSES,
 )
 
@@ -167,7 +165,3 @@ class UserCreateSchema(StrictSchema):
 class SiteCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     url = fields.String(required=True, validate=validate_http_url)
-
-
-JOB_STATUS_VALIDATOR = validate.OneOf(JOB_STATUSES)
-DIRECTION_VALIDATOR = validate.OneOf(SYNC_DIRECTIONS)

@@ -1,7 +1,6 @@
 """The pull's lookup of existing rows, kept linear in the number of stored posts.
 
-(New module for code that belongs to ``services/content_sync.py``, which is being restructured:
-it moves with the sync engine.)
+Used by the engine (``engine.ContentSyncService._upsert`` and ``_store_page``).
 
 A first full pull stores a site's rows faster than autovacuum analyzes them. While the table's
 statistics do not know the new site, ``external_id IN (100 ids)`` is planned as a scan of the

@@ -1,7 +1,6 @@
 """The read behind ``sync_status``: the current job and the latest events in one statement.
 
-(New module for code that belongs to ``services/sync.py``, which is being restructured: it moves
-to the ``sync`` package's request side.)
+Part of the request side (``requests.SyncService.sync_status``).
 
 A dashboard polls this every few seconds per integration, so it is one round trip, read as
 plain rows (no ORM identity map or attribute instrumentation: nothing here is modified).
