@@ -88,6 +88,56 @@ def test_sync_status_does_not_decrypt_credentials(api_client_for, factory, accou
     assert decryptions == []
 
 
+def test_a_job_finishing_between_the_poll_statements_never_reads_syncing_without_a_job(
+    app, api_client_for, factory, account, site
+):
+    """The finish (event + integration, one transaction) commits from another connection right
+    after the poll's first statement: the poll must not see the job gone while the integration
+    still says syncing (what a poller waiting for ``current_job: null`` reads as the outcome)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("needs a second connection committing mid-request")
+    integration = factory.integration(site, sync_status="syncing")
+    job = SyncEvent(
+        integration_id=integration.id,
+        site_id=site.id,
+        event_type="sync",
+        action="sync",
+        direction="both",
+        status="running",
+        sync_lock=integration.id,
+        task_id="t-1",
+    )
+    db.session.add(job)
+    db.session.commit()
+    integration_id, job_id = integration.id, job.id
+    viewer = api_client_for(factory.user(account, role="viewer"))
+    db.session.expunge_all()
+    finished: list[bool] = []
+
+    def finish_after_first_select(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if finished or not statement.lstrip().upper().startswith("SELECT"):
+            return
+        if "sync_events" not in statement and "site_integrations" not in statement:
+            return
+        finished.append(True)
+        with db.engine.connect() as other:
+            other.execute(
+                db.text("UPDATE sync_events SET status = 'success', sync_lock = NULL WHERE id = :id"), {"id": job_id}
+            )
+            other.execute(
+                db.text("UPDATE site_integrations SET sync_status = 'success' WHERE id = :id"), {"id": integration_id}
+            )
+            other.commit()
+
+    event.listen(db.engine, "after_cursor_execute", finish_after_first_select)
+    try:
+        body = viewer.get(f"/api/v1/integration/integrations/{integration_id}/sync_status/").get_json()
+    finally:
+        event.remove(db.engine, "after_cursor_execute", finish_after_first_select)
+    assert finished
+    assert not (body["current_job"] is None and body["sync_status"] == "syncing"), body
+
+
 def test_limiter_headers_come_from_the_hit(editor_client, app, monkeypatch):
     monkeypatch.setitem(app.config, "RATELIMIT_INTEGRATION", "3/minute")
     answers = [editor_client.get("/api/v1/integration/integrations/") for _ in range(4)]

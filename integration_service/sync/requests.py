@@ -184,8 +184,12 @@ class SyncService:
         return SyncMetadataService(self.integration(integration_id)).content_types()
 
     def sync_status(self, integration_id: int) -> dict[str, Any]:
+        # The events first, then the integration (each statement sees what was committed before
+        # it): a job's finish writes both in one transaction, so a poll that sees the job finished
+        # also sees the integration's outcome, never "syncing" without a current job. Nothing is
+        # returned before the tenancy check of get_integration_status (other tenants: 404).
+        current, recent = current_and_recent(integration_id, RECENT_EVENTS)  # one statement, plain rows
         integration = access.get_integration_status(self.principal, integration_id)  # a row: no credentials
-        current, recent = current_and_recent(integration.id, RECENT_EVENTS)  # one statement, plain rows
         return {
             "sync_status": integration.sync_status,
             "last_sync_at": integration.last_sync_at,
