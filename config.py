@@ -88,7 +88,14 @@ class Config:
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'integration_service.sqlite'}")
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # No pre-ping: it costs a round trip on every checkout. Connections are recycled before
+    # PostgreSQL or a proxy drops idle ones, and a connection found dead mid-request invalidates
+    # the pool (SQLAlchemy's disconnect handling) and answers 503 database_unavailable (errors.py),
+    # so only the requests already holding a dead connection fail, with a retryable error.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {
+        "pool_pre_ping": False,
+        "pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
+    }
     REDIS_URL = os.environ.get("REDIS_URL") or None
 
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
@@ -103,6 +110,8 @@ class Config:
     RATELIMIT_ONBOARDING_SITE = os.environ.get("RATELIMIT_ONBOARDING_SITE", "10/minute")
     RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH", "30/minute")
     RATELIMIT_HEADERS_ENABLED = True
+    # Fixed window, one Redis round trip per limit and request, headers included (ratelimit.py).
+    RATELIMIT_STRATEGY = "fixed-window-one-trip"
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
 
     # Outbound calls to customer sites.
