@@ -107,6 +107,10 @@ class Config:
     # A longer Retry-After is not slept through: the call fails as transient (retry_after set).
     WP_MAX_RETRY_WAIT = float(os.environ.get("WP_MAX_RETRY_WAIT", "30"))
     WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
+    # The whole synchronous connection test (every request, retry and wait) shares this budget;
+    # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
+    # worker is killed mid-test and the client gets no JSON answer.
+    CONNECTION_TEST_DEADLINE_SECONDS = float(os.environ.get("CONNECTION_TEST_DEADLINE_SECONDS", "15"))
 
     # A running job without a heartbeat for this long is considered dead.
     SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))

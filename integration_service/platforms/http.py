@@ -26,6 +26,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NameResolutionError
 
 from .base import PlatformError
+from .deadline import Deadline
 from .ssrf import DnsFailure, TargetRefused, check_url, guarded_pool_classes
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class HttpSettings:
     # A Retry-After longer than this is not slept through: the error goes to the caller
     # (a sync job can be rescheduled; a request thread should not block for minutes).
     max_retry_wait: float = 30.0
+    # One budget for everything this transport does (a connection test): every timeout and
+    # wait below is cut to the time left, and a request past it fails with stage ``timeout``.
+    deadline: Deadline | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
@@ -236,20 +240,27 @@ class HttpTransport:
         method = method.upper()
         retryable = (method in IDEMPOTENT_METHODS) if retry is None else retry
         attempts = 1 + (self.settings.max_retries if retryable else 0)
+        deadline = self.settings.deadline
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = self._send(method, url, params, json_body, headers, secret_headers)
             except PlatformError as exc:
+                if deadline is not None and deadline.expired:
+                    # A timeout cut short by the budget is the budget's failure: say so.
+                    raise deadline.error(url) from None
                 if exc.transient and not last:
-                    self._wait(self._backoff(attempt), url, f"{exc.stage} error")
+                    backoff = self._backoff(attempt)
+                    if deadline is not None and not deadline.allows(backoff):
+                        raise deadline.error(url) from None
+                    self._wait(backoff, url, f"{exc.stage} error")
                     continue
                 raise
             if response.status_code in TRANSIENT_STATUSES and not last:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 if wait is None:
                     wait = self._backoff(attempt)
-                if wait > self.settings.max_retry_wait:
+                if wait > self.settings.max_retry_wait or (deadline is not None and not deadline.allows(wait)):
                     return response
                 self._wait(wait, url, f"HTTP {response.status_code}")
                 continue
@@ -262,8 +273,19 @@ class HttpTransport:
         return base * random.uniform(0.8, 1.0)
 
     def _wait(self, seconds: float, url: str, why: str) -> None:
+        seconds = self.time_left(seconds)
         logger.info("retrying %s in %.1f s after %s", _loggable(url), seconds, why)
         self._sleep(seconds)
+
+    def time_left(self, seconds: float) -> float:
+        """``seconds`` cut to what the deadline leaves: every wait of this transport (timeouts,
+        back-offs, a slot wait) goes through here."""
+        deadline = self.settings.deadline
+        return seconds if deadline is None else deadline.cap(seconds)
+
+    def _check_deadline(self, url: str) -> None:
+        if self.settings.deadline is not None:
+            self.settings.deadline.check(url)
 
     def _send(
         self,
@@ -279,6 +301,7 @@ class HttpTransport:
         current_method, current_url, current_params, body = method, url, params, json_body
         send_secrets = True
         for _hop in range(MAX_REDIRECTS + 1):
+            self._check_deadline(current_url)
             try:
                 check_url(current_url, self.settings.allow_private)
             except (TargetRefused, DnsFailure) as exc:
@@ -293,7 +316,7 @@ class HttpTransport:
                     prepared,
                     stream=True,
                     allow_redirects=False,
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                    timeout=(self.time_left(self.settings.connect_timeout), self.time_left(self.settings.read_timeout)),
                 )
             except (requests.RequestException, TargetRefused, DnsFailure) as exc:
                 raise map_request_exception(exc, current_url) from None
@@ -339,6 +362,8 @@ class HttpTransport:
         limit = self.settings.max_response_bytes
         # A per-read timeout does not stop a server that drips bytes; bound the whole body too.
         deadline = started + self.settings.connect_timeout + 2 * self.settings.read_timeout
+        if self.settings.deadline is not None:
+            deadline = min(deadline, self.settings.deadline.expires_at)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             response.close()
@@ -359,6 +384,7 @@ class HttpTransport:
                         status_code=response.status_code,
                     )
                 if time.monotonic() > deadline:
+                    self._check_deadline(url)
                     raise PlatformError(
                         f"{_loggable(url)} sent its answer too slowly.", stage="timeout", transient=True
                     )
