@@ -13,7 +13,9 @@ import json
 import logging
 import random
 import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,16 +114,70 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+class _SocketRegistry:
+    """The sockets an adapter opened, so that a deadline can cut them all at once: a timeout
+    bounds each read, not a site that trickles a byte per second (headers or body)."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._aborted = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            aborted = self._aborted
+        if aborted:
+            _shutdown(sock)
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def abort(self) -> None:
+        """Shut every socket down (a blocked read returns at once); later ones are shut on open."""
+        with self._lock:
+            self._aborted = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _tracking_pool(pool_class: Any, registry: _SocketRegistry) -> type:
+    class TrackingConnection(pool_class.ConnectionCls):  # type: ignore[misc, name-defined]
+        def connect(self) -> None:
+            super().connect()
+            if self.sock is not None:
+                registry.add(self.sock)
+
+    class TrackingPool(pool_class):  # type: ignore[misc, valid-type]
+        ConnectionCls = TrackingConnection
+
+    return TrackingPool
+
+
 class GuardedAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections resolve and check the target address when they open."""
 
     def __init__(self, allow_private: bool, pool_size: int) -> None:
         self._allow_private = allow_private
+        self.sockets = _SocketRegistry()
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = guarded_pool_classes(self._allow_private)
+        registry = self.__dict__.setdefault("sockets", _SocketRegistry())  # also after unpickling
+        self.poolmanager.pool_classes_by_scheme = {
+            scheme: _tracking_pool(pool_class, registry)
+            for scheme, pool_class in guarded_pool_classes(self._allow_private).items()
+        }
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -212,12 +268,24 @@ class HttpTransport:
         self.session.trust_env = False
         self.session.cookies.set_policy(_NoCookies())
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json, */*;q=0.1"})
-        adapter = GuardedAdapter(settings.allow_private, settings.pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self._adapter = GuardedAdapter(settings.allow_private, settings.pool_size)
+        self.session.mount("http://", self._adapter)
+        self.session.mount("https://", self._adapter)
+        self._watchdog: threading.Timer | None = None
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self.session.close()
+
+    def _arm_watchdog(self) -> None:
+        """At the deadline, cut the connections still open (once per transport)."""
+        deadline = self.settings.deadline
+        if deadline is None or self._watchdog is not None:
+            return
+        self._watchdog = threading.Timer(deadline.remaining(), self._adapter.sockets.abort)
+        self._watchdog.daemon = True
+        self._watchdog.start()
 
     def request(
         self,
@@ -241,6 +309,7 @@ class HttpTransport:
         retryable = (method in IDEMPOTENT_METHODS) if retry is None else retry
         attempts = 1 + (self.settings.max_retries if retryable else 0)
         deadline = self.settings.deadline
+        self._arm_watchdog()
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
@@ -256,6 +325,9 @@ class HttpTransport:
                     self._wait(backoff, url, f"{exc.stage} error")
                     continue
                 raise
+            if deadline is not None and self._adapter.sockets.aborted:
+                # Cut mid-answer: what was read (a partial status line parses as one) is not an answer.
+                raise deadline.error(url)
             if response.status_code in TRANSIENT_STATUSES and not last:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 if wait is None:
