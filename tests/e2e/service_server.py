@@ -74,6 +74,7 @@ class ServiceServer:
             "RATELIMIT_ONBOARDING_SITE": "1000/minute",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            "GUNICORN_GRACEFUL_TIMEOUT": "5",  # stop() should not wait 30 s for a stalled request
             **(extra_env or {}),
         }
 
@@ -102,11 +103,12 @@ class ServiceServer:
             "web",
             [
                 sys.executable, "-m", "gunicorn",
+                # The repository's settings (timeouts, limits), as in production; the
+                # environment (GUNICORN_TIMEOUT, ...) and the flags below adapt them.
+                "--config", str(REPO_ROOT / "gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", "2",
                 "--threads", "4",
-                "--timeout", "60",
-                "--graceful-timeout", "5",
                 "--access-logfile", "-",
                 "wsgi:app",
             ],
