@@ -53,8 +53,11 @@ class ServiceServer:
         encryption_keys: str,
         port: int | None = None,
         extra_env: dict[str, str] | None = None,
+        threads: int = 4,
     ) -> None:
         self.port = port or free_port()
+        # 1 runs gunicorn's sync worker, the one its `timeout` kills when a request outlives it.
+        self.threads = threads
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_dir = Path(tempfile.mkdtemp(prefix="igny8-e2e-service-"))
         self.web: subprocess.Popen | None = None
@@ -108,7 +111,7 @@ class ServiceServer:
                 "--config", str(REPO_ROOT / "gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", "2",
-                "--threads", "4",
+                "--threads", str(self.threads),
                 "--access-logfile", "-",
                 "wsgi:app",
             ],
