@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv import load_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent
+# One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
+# module, so settings in .env (KEY=value lines; see .env.example) reach them all. Variables
+# already in the environment win. ENV_FILE names another file (the tests point it elsewhere).
+ENV_FILE = Path(os.environ.get("ENV_FILE") or BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
 
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
@@ -106,7 +113,18 @@ class Config:
     WP_MAX_RESPONSE_BYTES = int(os.environ.get("WP_MAX_RESPONSE_BYTES", str(20 * 1024 * 1024)))
     # A longer Retry-After is not slept through: the call fails as transient (retry_after set).
     WP_MAX_RETRY_WAIT = float(os.environ.get("WP_MAX_RETRY_WAIT", "30"))
+    # Politeness (platforms/politeness.py), shared through REDIS_URL by every worker: at most this
+    # many requests in flight to one site (host:port) ...
     WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
+    # ... and at most this many requests per minute to it (0: no budget).
+    WP_REQUEST_BUDGET_PER_MINUTE = int(os.environ.get("WP_REQUEST_BUDGET_PER_MINUTE", "0"))
+    # The longest a request waits for its turn (slot, budget, a site's Retry-After) before it
+    # fails as transient and the job retries later.  A waiting job sends no heartbeat: keep this
+    # (and WP_SLOT_LEASE_SECONDS) well below SYNC_STUCK_AFTER_SECONDS.
+    WP_SLOT_WAIT_SECONDS = float(os.environ.get("WP_SLOT_WAIT_SECONDS", "30"))
+    # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
+    # frees itself after at most this long.
+    WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
     # The whole synchronous connection test (every request, retry and wait) shares this budget;
     # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
     # worker is killed mid-test and the client gets no JSON answer.
@@ -135,7 +153,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's files come from the service (api/docs.py, package swagger-ui-bundle), not a CDN.
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/assets/"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Number of trusted reverse proxies in front of the app (X-Forwarded-For/-Proto/-Host);
     # client IPs for rate limits and page links come from there when set.

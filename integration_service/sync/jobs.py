@@ -21,7 +21,7 @@ from sqlalchemy import and_, false, or_, update
 
 from ..errors import QueueUnavailable
 from ..extensions import db, rowcount
-from ..models import ACTIVE_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
+from ..models import ACTIVE_JOB_STATUSES, FINAL_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,20 @@ CONTENT_PULL = JobKind(
 STRUCTURE = JobKind(
     EVENT_STRUCTURE, TASK_STRUCTURE, "update_site_structure", needs_sync_enabled=False, holds_lock=False
 )
+
+
+def last_finished_sync(integration_id: int) -> SyncEvent | None:
+    """The integration's latest sync that finished (success, partial or failed)."""
+    return db.session.scalar(
+        db.select(SyncEvent)
+        .where(
+            SyncEvent.integration_id == integration_id,
+            SyncEvent.event_type == EVENT_SYNC,
+            SyncEvent.status.in_(FINAL_JOB_STATUSES),
+        )
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    )
 
 
 class LostOwnership(Exception):
@@ -165,7 +179,8 @@ def finish(
         return False
     if update_integration:
         outcome: dict[str, Any] = {
-            "sync_error": error_message,
+            # sync_error only beside "failed": a partial sync names its failed items in the event.
+            "sync_error": error_message if status == JobStatus.failed else None,
             "sync_status": SyncStatus.failed if status == JobStatus.failed else SyncStatus.success,
         }
         if status != JobStatus.failed:

@@ -69,7 +69,7 @@ def test_no_retry_wait_sleeps_past_the_deadline(mocked: responses.RequestsMock) 
 
 def test_a_retry_that_fits_is_still_made(mocked: responses.RequestsMock) -> None:
     url = "http://127.0.0.1:9/wp-json/"
-    mocked.get(url, status=503, headers={"Retry-After": "1"})
+    mocked.get(url, status=502, headers={"Retry-After": "1"})
     mocked.get(url, json={"namespaces": []})
     sleeps = Sleeps()
     response = transport(Deadline(5.0), sleeps).request("GET", url)
@@ -95,3 +95,16 @@ def test_every_wait_is_cut_to_the_time_left() -> None:
     now[0] = 111.0
     assert client.time_left(5.0) == 0.0 and deadline.expired
     assert HttpTransport(HttpSettings()).time_left(5.0) == 5.0  # no deadline: unchanged
+
+
+def test_a_slot_wait_is_cut_to_the_deadline(mocked: responses.RequestsMock) -> None:
+    url = "http://127.0.0.1:9/wp-json/"
+    mocked.get(url, json={})
+    sleeps = Sleeps()
+    client = transport(Deadline(1.0), sleeps, max_retries=0)
+    client._gate.back_off(url, 3.0, 503)  # every worker waits 3 s before its next request there
+    with pytest.raises(PlatformError) as excinfo:
+        client.request("GET", url)
+    # The slot wait (5 s for a test) was cut to the 1 s left: no 3 s sleep, no request.
+    assert excinfo.value.stage == "timeout"
+    assert sleeps == [] and len(mocked.calls) == 0
