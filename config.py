@@ -134,6 +134,10 @@ class Config:
     # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
     # frees itself after at most this long.
     WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
+    # The whole synchronous connection test (every request, retry and wait) shares this budget;
+    # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
+    # worker is killed mid-test and the client gets no JSON answer.
+    CONNECTION_TEST_DEADLINE_SECONDS = float(os.environ.get("CONNECTION_TEST_DEADLINE_SECONDS", "15"))
 
     # A running job heartbeats from a thread this often (0: only with its progress reports)...
     SYNC_HEARTBEAT_SECONDS = float(os.environ.get("SYNC_HEARTBEAT_SECONDS", "10"))
