@@ -11,6 +11,7 @@ from flask import Flask, g, request
 
 from .crypto import SecretBox
 from .extensions import db, limiter, migrate, rest_api
+from .inputs import BoundedJSONProvider, IdConverter
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     if validate is not None:
         validate(app.config)  # the effective settings, overrides included
     app.url_map.strict_slashes = False
+    app.url_map.converters["id"] = IdConverter
+    app.json = BoundedJSONProvider(app)
     hops = int(app.config.get("PROXY_FIX_HOPS", 0))
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

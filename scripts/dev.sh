@@ -13,7 +13,7 @@ scripts/bootstrap.sh
 setsid .venv/bin/celery -A celery_app worker --loglevel=INFO --queues=sync,short \
   --concurrency="${WORKER_CONCURRENCY:-2}" &
 worker=$!
-setsid .venv/bin/gunicorn --bind "127.0.0.1:${PORT:-5000}" --workers "${WEB_WORKERS:-2}" \
+setsid .venv/bin/gunicorn -c gunicorn.conf.py --bind "127.0.0.1:${PORT:-5000}" --workers "${WEB_WORKERS:-2}" \
   --access-logfile - wsgi:app &
 web=$!
 

@@ -102,6 +102,7 @@ class ServiceServer:
             "web",
             [
                 sys.executable, "-m", "gunicorn",
+                "-c", "gunicorn.conf.py",  # the repository's limits; the flags below override the rest
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", "2",
                 "--threads", "4",
