@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv import load_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent
+# One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
+# module, so settings in .env (KEY=value lines; see .env.example) reach them all. Variables
+# already in the environment win. ENV_FILE names another file (the tests point it elsewhere).
+ENV_FILE = Path(os.environ.get("ENV_FILE") or BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
 
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
@@ -87,7 +94,7 @@ class Config:
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
 
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
-    # Deeper JSON bodies are a 400 (inputs.BoundedJSONProvider); no contract body nests past ~6.
+    # Deeper JSON bodies are a 400 (serialization.ServiceJSONProvider); no contract body nests past ~6.
     JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "64"))
     ACCESS_TOKEN_TTL_SECONDS = int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "3600"))
     JWT_ISSUER = "integration-service"
@@ -108,7 +115,18 @@ class Config:
     WP_MAX_RESPONSE_BYTES = int(os.environ.get("WP_MAX_RESPONSE_BYTES", str(20 * 1024 * 1024)))
     # A longer Retry-After is not slept through: the call fails as transient (retry_after set).
     WP_MAX_RETRY_WAIT = float(os.environ.get("WP_MAX_RETRY_WAIT", "30"))
+    # Politeness (platforms/politeness.py), shared through REDIS_URL by every worker: at most this
+    # many requests in flight to one site (host:port) ...
     WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
+    # ... and at most this many requests per minute to it (0: no budget).
+    WP_REQUEST_BUDGET_PER_MINUTE = int(os.environ.get("WP_REQUEST_BUDGET_PER_MINUTE", "0"))
+    # The longest a request waits for its turn (slot, budget, a site's Retry-After) before it
+    # fails as transient and the job retries later.  A waiting job sends no heartbeat: keep this
+    # (and WP_SLOT_LEASE_SECONDS) well below SYNC_STUCK_AFTER_SECONDS.
+    WP_SLOT_WAIT_SECONDS = float(os.environ.get("WP_SLOT_WAIT_SECONDS", "30"))
+    # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
+    # frees itself after at most this long.
+    WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
 
     # A running job without a heartbeat for this long is considered dead.
     SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))
@@ -119,7 +137,11 @@ class Config:
     SYNC_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("SYNC_RETRY_BACKOFF_MAX_SECONDS", "600"))
     # Incremental pulls re-read this much before the last high-water mark (clock skew, same-second edits).
     SYNC_PULL_OVERLAP_SECONDS = int(os.environ.get("SYNC_PULL_OVERLAP_SECONDS", "120"))
-    WEBHOOK_TOLERANCE_SECONDS = 300
+    # Workers sweep stuck jobs and prune old webhook delivery ids in-process this often (0: never).
+    SYNC_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30"))
+    WEBHOOK_PRUNE_INTERVAL_SECONDS = float(os.environ.get("WEBHOOK_PRUNE_INTERVAL_SECONDS", "3600"))
+    RATELIMIT_WEBHOOKS = os.environ.get("RATELIMIT_WEBHOOKS", "1200/minute")
+    WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(64 * 1024)))
     # Delivery ids are kept this long to answer replays; the plugin retries for 24 hours.
     WEBHOOK_DEDUPE_RETENTION_HOURS = int(os.environ.get("WEBHOOK_DEDUPE_RETENTION_HOURS", "72"))
 
@@ -129,7 +151,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's files come from the service (api/docs.py, package swagger-ui-bundle), not a CDN.
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/assets/"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Number of trusted reverse proxies in front of the app (X-Forwarded-For/-Proto/-Host);
     # client IPs for rate limits and page links come from there when set.

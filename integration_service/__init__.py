@@ -9,9 +9,10 @@ from typing import Any
 
 from flask import Flask, g, request
 
+from .api.base import rest_api
 from .crypto import SecretBox
-from .extensions import db, limiter, migrate, rest_api
-from .inputs import BoundedJSONProvider, IdConverter
+from .extensions import db, limiter, migrate
+from .inputs import IdConverter
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     elif isinstance(config, str):
         config = CONFIGS[config]
     app = Flask(__name__, instance_relative_config=False)
+    from .serialization import ServiceJSONProvider
+
+    # ISO 8601 dates in every response (never RFC 1123); JSON bodies nested too deep are a 400.
+    app.json = ServiceJSONProvider(app)
     app.config.from_object(config)
     if overrides:
         app.config.update(overrides)
@@ -34,8 +39,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
         validate(app.config)  # the effective settings, overrides included
     app.url_map.strict_slashes = False
     app.url_map.converters["id"] = IdConverter
-    app.json = BoundedJSONProvider(app)
-    hops = int(app.config.get("PROXY_FIX_HOPS", 0))
+    hops = int(app.config["PROXY_FIX_HOPS"])
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -99,7 +103,7 @@ def _configure_logging(app: Flask) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
         handler.addFilter(_RequestIdFilter())
         root.addHandler(handler)
-    root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    root.setLevel(app.config["LOG_LEVEL"])
 
 
 def _register_request_hooks(app: Flask) -> None:

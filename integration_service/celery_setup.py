@@ -21,4 +21,5 @@ def celery_init_app(app: Flask) -> Celery:
     # Importing the task modules registers their shared_tasks with this app.
     celery_app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
     app.extensions["celery"] = celery_app
+    celery_app.flask_app = app  # type: ignore[attr-defined]  # the worker's hooks read its config
     return celery_app

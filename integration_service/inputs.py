@@ -4,28 +4,23 @@
   cannot name a row, and sent to PostgreSQL it is an error, not "no row";
 * ``IdConverter`` (the ``<id:...>`` URL converter): an out-of-range path id does not match
   the route, so it is a 404 like any id that does not exist;
-* ``BoundedJSONProvider``: JSON bodies nested deeper than ``JSON_MAX_DEPTH`` are refused when
-  they are parsed (``request.get_json``, the schemas' parser and the webhooks all parse through
-  ``app.json``), instead of overflowing the interpreter's recursion limit;
 * ``unstorable_text``: NUL and lone surrogates, which PostgreSQL text and UTF-8 cannot hold
   (the schemas refuse them, see ``schemas.common.InputSchema``).
 
-The marshmallow field types built on these are in ``schemas/common.py``.
+The marshmallow field types built on these are in ``schemas/common.py``; the JSON depth bound
+is in ``serialization.py`` (the app's one JSON provider).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
 # The range of PostgreSQL's INTEGER, the type of every id column (models.py).
 DB_INT_MAX = 2**31 - 1
 DB_ID_MAX = DB_INT_MAX
-DEFAULT_JSON_MAX_DEPTH = 64  # the default of config.JSON_MAX_DEPTH
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -70,39 +65,3 @@ def find_unstorable_text(value: Any) -> str | None:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return None
-
-
-class JSONTooDeep(ValueError):
-    """A JSON document nested deeper than the configured limit."""
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
-class BoundedJSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider, refusing documents nested deeper than ``JSON_MAX_DEPTH``.
-
-    A JSON error is a ValueError, which ``request.get_json`` turns into a 400."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        limit = int(self._app.config.get("JSON_MAX_DEPTH", DEFAULT_JSON_MAX_DEPTH))
-        too_deep = JSONTooDeep(f"The JSON document is nested too deeply ({limit} levels at most).")
-        try:
-            value = json.loads(s, **kwargs)
-        except RecursionError as exc:
-            raise too_deep from exc
-        if not isinstance(value, (dict, list)):
-            return value
-        # Fewer brackets than the limit cannot nest deeper than it: skip the walk (the usual case).
-        opening = ("[", "{") if isinstance(s, str) else (b"[", b"{")
-        if s.count(opening[0]) + s.count(opening[1]) > limit and _deeper_than(value, limit):  # type: ignore[arg-type]
-            raise too_deep
-        return value

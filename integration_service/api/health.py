@@ -8,7 +8,8 @@ from flask import current_app, jsonify
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from ..extensions import ApiBlueprint, db
+from ..extensions import db
+from .base import ApiBlueprint
 
 logger = logging.getLogger(__name__)
 

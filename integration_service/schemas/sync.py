@@ -4,12 +4,12 @@ site structure the WordPress plugin pushes."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ..models import JOB_STATUSES, SYNC_DIRECTIONS, SYNC_STATUSES
+from ..timeutil import parse_iso
 from .common import Id, InputSchema, StrictSchema
 
 MAX_STRUCTURE_BYTES = 256 * 1024
@@ -75,6 +75,9 @@ class SyncEventSchema(Schema):
 
     def dump_details(self, obj: Any) -> dict[str, Any]:
         details = dict(obj.details or {})
+        if obj.event_type == "sync" and obj.direction:
+            # Stored once, in the column; the details have always shown it too.
+            details = {"direction": obj.direction, **details}
         # A queued structure update carries the pushed payload; show its size, not the payload.
         if "structure" in details:
             structure = details.pop("structure") or {}
@@ -91,6 +94,30 @@ class SyncStatusSchema(Schema):
     recent_events = fields.List(fields.Nested(SyncEventSchema))
 
 
+class ConnectionTestSummarySchema(Schema):
+    at = fields.DateTime(allow_none=True)
+    success = fields.Boolean(allow_none=True)
+
+
+class EventSummarySchema(Schema):
+    id = fields.Integer()
+    job_id = fields.String(allow_none=True)
+    event_type = fields.String()
+    direction = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    error_message = fields.String(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class StuckJobSchema(Schema):
+    detected = fields.Boolean()
+    stuck_after_seconds = fields.Integer()
+    heartbeat_age_seconds = fields.Float(allow_none=True)
+    sync_event_id = fields.Integer(allow_none=True)
+
+
 class DebugStatusSchema(Schema):
     """Health of one integration (see SyncHealthService)."""
 
@@ -104,11 +131,12 @@ class DebugStatusSchema(Schema):
     sync_status = fields.String()
     sync_error = fields.String(allow_none=True)
     last_sync_at = fields.DateTime(allow_none=True)
-    last_connection_test = fields.Dict()
-    last_sync = fields.Dict(allow_none=True)
+    # Nested schemas, not Dicts: their dates are dumped as ISO 8601 like every other field.
+    last_connection_test = fields.Nested(ConnectionTestSummarySchema)
+    last_sync = fields.Nested(EventSummarySchema, allow_none=True)
     current_job = fields.Nested(CurrentJobSchema, allow_none=True)
-    stuck_job = fields.Dict()
-    recent_failures = fields.List(fields.Dict())
+    stuck_job = fields.Nested(StuckJobSchema)
+    recent_failures = fields.List(fields.Nested(EventSummarySchema))
     last_webhook_at = fields.DateTime(allow_none=True)
     last_pull_modified_gmt = fields.DateTime(allow_none=True)
     last_structure_fetch = fields.String(allow_none=True)
@@ -151,10 +179,8 @@ class SiteStructureSchema(InputSchema):
 
     @validates("timestamp")
     def validate_timestamp(self, value: str, **kwargs: Any) -> None:
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValidationError("Send an ISO 8601 date and time.") from exc
+        if parse_iso(value) is None:
+            raise ValidationError("Send an ISO 8601 date and time.")
 
     @validates_schema
     def validate_size(self, data: dict, **kwargs: Any) -> None:

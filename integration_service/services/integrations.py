@@ -93,11 +93,6 @@ class IntegrationService:
         db.session.commit()
         return integration
 
-    def test_connection(self, integration_id: int) -> Any:
-        from .connection import check_integration_connection  # platform code stays out of CRUD
-
-        return check_integration_connection(self.get(integration_id))
-
     def delete(self, integration_id: int) -> None:
         integration = self.get(integration_id)
         db.session.delete(integration)

@@ -3,8 +3,8 @@ against the app on the suite's database (PostgreSQL in CI), as a user (JWT) and 
 no 5xx, every response matching its documented schema (errors: the envelope, documented as every
 operation's ``default`` response), every error in the envelope.
 
-``FUZZ_MAX_EXAMPLES`` sets the examples per operation (default 10, which keeps the suite fast);
-a deeper run: ``FUZZ_MAX_EXAMPLES=200 .venv/bin/python -m pytest tests/fuzz -p no:cacheprovider``.
+``FUZZ_MAX_EXAMPLES`` sets the examples per operation (``tests/fuzz/budget.py``: a small default
+keeps the suite fast; ``FUZZ_MAX_EXAMPLES=200 FUZZ_RANDOM=1 scripts/test.sh tests/fuzz`` goes deeper).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from schemathesis.checks import (
 
 from integration_service.extensions import limiter
 from integration_service.platforms import ssrf
+from tests.fuzz.budget import MAX_EXAMPLES
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 

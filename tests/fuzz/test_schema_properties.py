@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 import integration_service.schemas  # noqa: F401 - defines every request schema
 from integration_service.inputs import DB_INT_MAX
 from integration_service.schemas.common import InputSchema
+from tests.fuzz.budget import MAX_EXAMPLES
 
 # WordPress post ids are stored as text (Content.external_id), not in an INTEGER column.
 WIDER_INTEGERS = {("WebhookStatusSchema", "post_id"), ("WebhookMetadataSchema", "post_id")}
@@ -73,7 +74,7 @@ def test_every_request_schema_is_covered():
 
 
 @pytest.mark.parametrize(("schema_cls", "key", "field"), STRING_FIELDS, ids=_ids(STRING_FIELDS))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=2 * MAX_EXAMPLES, deadline=None)
 @given(value=UNSTORABLE)
 def test_unstorable_strings_are_refused_naming_the_field(schema_cls, key, field, value):
     errors = _load(schema_cls, {key: value})
@@ -81,7 +82,7 @@ def test_unstorable_strings_are_refused_naming_the_field(schema_cls, key, field,
 
 
 @pytest.mark.parametrize(("schema_cls", "key", "field"), OBJECT_FIELDS, ids=_ids(OBJECT_FIELDS))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=2 * MAX_EXAMPLES, deadline=None)
 @given(value=UNSTORABLE, as_key=st.booleans())
 def test_unstorable_strings_inside_objects_are_refused(schema_cls, key, field, value, as_key):
     nested = {value: "x"} if as_key else {"k": [value]}
@@ -90,7 +91,7 @@ def test_unstorable_strings_inside_objects_are_refused(schema_cls, key, field, v
 
 
 @pytest.mark.parametrize(("schema_cls", "key", "field"), STRING_FIELDS, ids=_ids(STRING_FIELDS))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=2 * MAX_EXAMPLES, deadline=None)
 @given(value=st.text(max_size=300))
 def test_any_string_is_loaded_or_refused_cleanly(schema_cls, key, field, value):
     _load(schema_cls, {key: value})  # only a ValidationError may escape
@@ -112,7 +113,7 @@ def test_every_integer_field_fits_the_database(schema_cls, key, field):
 
 
 @pytest.mark.parametrize(("schema_cls", "key", "field"), INTEGER_FIELDS, ids=_ids(INTEGER_FIELDS))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=3 * MAX_EXAMPLES, deadline=None)
 @given(
     value=st.one_of(
         st.integers(),

@@ -84,7 +84,14 @@ def test_killed_worker_leaves_no_running_job_and_no_duplicates(
 ):
     served_wp.add_posts(1000)
     served_wp.list_delay = 0.4  # ten slow pages: time to kill the worker in the middle
-    stuck_env = {"SYNC_STUCK_AFTER_SECONDS": "3", "SYNC_RECOVERY_INTERVAL_SECONDS": "1", "WP_CONCURRENCY": "1"}
+    # The killed worker's request slot (politeness.py) must free itself within the 3 s "stuck"
+    # window too, or the next job waits for it without a heartbeat and is failed as stuck.
+    stuck_env = {
+        "SYNC_STUCK_AFTER_SECONDS": "3",
+        "SYNC_RECOVERY_INTERVAL_SECONDS": "1",
+        "WP_CONCURRENCY": "1",
+        "WP_SLOT_LEASE_SECONDS": "1",
+    }
     first = start_worker(**stuck_env)
     integration = make_integration(factory, site, served_wp.url)
     headers = {"Authorization": f"Bearer {factory.token(editor)}"}

@@ -14,9 +14,10 @@ from sqlalchemy import func
 
 from ..auth import Principal
 from ..extensions import db
-from ..models import Content, SyncEvent, utcnow
-from . import access, jobs
-from .sync import current_job
+from ..models import Content, JobStatus, SyncEvent, utcnow
+from ..services import access
+from . import jobs
+from .requests import current_job
 
 RECENT_FAILURES = 5
 COUNT_KEYS = ("created", "updated", "unchanged", "missing", "pushed", "conflicts", "errors")
@@ -30,19 +31,10 @@ class SyncHealthService:
         integration = access.get_integration(self.principal, integration_id)
         now = utcnow()
         active = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
-        last_sync = db.session.scalar(
-            db.select(SyncEvent)
-            .where(
-                SyncEvent.integration_id == integration.id,
-                SyncEvent.event_type == jobs.EVENT_SYNC,
-                SyncEvent.status.in_(jobs.FINAL_STATUSES),
-            )
-            .order_by(SyncEvent.id.desc())
-            .limit(1)
-        )
+        last_sync = jobs.last_finished_sync(integration.id)
         failures = db.session.scalars(
             db.select(SyncEvent)
-            .where(SyncEvent.integration_id == integration.id, SyncEvent.status == "failed")
+            .where(SyncEvent.integration_id == integration.id, SyncEvent.status == JobStatus.failed)
             .order_by(SyncEvent.id.desc())
             .limit(RECENT_FAILURES)
         ).all()
