@@ -197,7 +197,9 @@ def map_request_exception(exc: BaseException, url: str) -> PlatformError:
     if isinstance(exc, requests.exceptions.ConnectionError):
         refused = any(isinstance(item, ConnectionRefusedError) for item in _exception_chain(exc))
         reason = "the connection was refused" if refused else "the connection failed"
-        return PlatformError(f"Could not connect to {host}: {reason}.", stage="connect", transient=True)
+        return PlatformError(
+            f"Could not connect to {host}: {reason}.", stage="connect", transient=True, connection_refused=refused
+        )
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return PlatformError("The URL is not valid.", stage="connect")
     return PlatformError(f"The request to {host} failed.", stage="http")

@@ -58,6 +58,10 @@ class CurrentJobSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     heartbeat_at = fields.DateTime(allow_none=True)
     stuck = fields.Boolean()
+    attempt = fields.Integer()
+    max_attempts = fields.Integer()
+    next_retry_at = fields.DateTime(allow_none=True)
+    waiting_for = fields.String(allow_none=True, validate=validate.OneOf(["retry", "next_slice", "resume"]))
 
 
 class SyncEventSchema(Schema):
