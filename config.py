@@ -88,7 +88,14 @@ class Config:
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'integration_service.sqlite'}")
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # No pre-ping: it costs a round trip on every checkout. Connections are recycled before
+    # PostgreSQL or a proxy drops idle ones, and a connection found dead mid-request invalidates
+    # the pool (SQLAlchemy's disconnect handling) and answers 503 database_unavailable (errors.py),
+    # so only the requests already holding a dead connection fail, with a retryable error.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {
+        "pool_pre_ping": False,
+        "pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
+    }
     REDIS_URL = os.environ.get("REDIS_URL") or None
 
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
@@ -105,6 +112,8 @@ class Config:
     RATELIMIT_ONBOARDING_SITE = os.environ.get("RATELIMIT_ONBOARDING_SITE", "10/minute")
     RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH", "30/minute")
     RATELIMIT_HEADERS_ENABLED = True
+    # Fixed window, one Redis round trip per limit and request, headers included (ratelimit.py).
+    RATELIMIT_STRATEGY = "fixed-window-one-trip"
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
 
     # Outbound calls to customer sites.
@@ -127,6 +136,10 @@ class Config:
     # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
     # frees itself after at most this long.
     WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
+    # The whole synchronous connection test (every request, retry and wait) shares this budget;
+    # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
+    # worker is killed mid-test and the client gets no JSON answer.
+    CONNECTION_TEST_DEADLINE_SECONDS = float(os.environ.get("CONNECTION_TEST_DEADLINE_SECONDS", "15"))
 
     # A running job heartbeats from a thread this often (0: only with its progress reports)...
     SYNC_HEARTBEAT_SECONDS = float(os.environ.get("SYNC_HEARTBEAT_SECONDS", "10"))

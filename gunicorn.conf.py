@@ -21,7 +21,7 @@ accesslog = "-"
 # -- timeouts ---------------------------------------------------------------------------------
 # A worker silent for `timeout` seconds is killed and its client gets no answer from the app.
 # The slowest synchronous request is the connection test (several WordPress round trips); its
-# own deadline (CONNECTION_TEST_DEADLINE_SECONDS, issue 12 item 2) must stay well below this.
+# own deadline (CONNECTION_TEST_DEADLINE_SECONDS, 15 s by default) must stay well below this.
 timeout = _int("GUNICORN_TIMEOUT", 30)
 # On SIGTERM (a deploy), requests in flight get this long to finish before workers are killed.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)

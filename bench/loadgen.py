@@ -16,7 +16,7 @@ import math
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,3 +215,72 @@ def run_burst(base_url: str, reqs: Sequence[Req], concurrency: int = 32, timeout
 
 def write_lines(path: Path, lines: Sequence[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
+
+
+def interleaved_wrk(
+    base_url: str,
+    phases: Sequence[tuple[str, Callable[[int], Sequence[Req]]]],
+    duration: float,
+    gunicorn_pid: int,
+    rounds: int = 2,
+) -> dict[str, dict[str, Any]]:
+    """Sustained runs of several routes in one interleaved sequence (A B C A B C ...), so that
+    other load on a shared machine falls on every route alike; ``phases`` maps a label to a
+    function giving the requests of its ``round``-th run (signed webhooks need fresh ids).
+    Returns one merged result per label: rate over all its runs, CPU ms per request weighted by
+    requests, the runs themselves."""
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _make in phases}
+    for round_no in range(rounds):
+        for label, make in phases:
+            runs[label].append(metered_wrk(base_url, make(round_no), duration, f"{label}-{round_no + 1}", gunicorn_pid))
+    merged: dict[str, dict[str, Any]] = {}
+    for label, items in runs.items():
+        answered = sum(max(1, r["requests"]) for r in items)
+        cpu: dict[str, float] = {}
+        for r in items:
+            for k, v in (r.get("cpu_ms_per_request") or {}).items():
+                cpu[k] = cpu.get(k, 0.0) + v * max(1, r["requests"]) / answered
+        merged[label] = {
+            "rate": sum(r["status_2xx"] for r in items) / sum(r["seconds"] for r in items),
+            "requests": answered,
+            "rates": [r["rate"] for r in items],
+            "cpu_ms_per_request": {k: round(v, 3) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
+            "machine_busy_pct": round(sum(r["machine_busy_pct"] or 0 for r in items) / len(items), 1),
+            "runs": items,
+        }
+    return merged
+
+
+THREE_WAY_HEADERS = [
+    "route",
+    "sustained req/s",
+    "p50 ms @fixed",
+    "p99 ms @fixed",
+    "CPU ms/req gunicorn",
+    "CPU ms/req postgresql",
+    "CPU ms/req redis",
+    "service / floor",
+]
+
+
+def three_way_rows(
+    sustained: dict[str, dict[str, Any]], fixed: dict[str, dict[str, Any]], labels: Sequence[tuple[str, str]]
+) -> list[list[Any]]:
+    """Rows of the trivial / floor / service table; the ratio is against the row keyed "floor"."""
+    floor_rate = sustained["floor"]["rate"]
+    rows = []
+    for key, label in labels:
+        cpu = sustained[key]["cpu_ms_per_request"]
+        rows.append(
+            [
+                label,
+                sustained[key]["rate"],
+                fixed[key]["latency_ms"]["p50"],
+                fixed[key]["latency_ms"]["p99"],
+                cpu.get("gunicorn"),
+                cpu.get("postgresql (bench_db)"),
+                cpu.get("redis"),
+                (sustained[key]["rate"] / floor_rate) if key == "service" and floor_rate else None,
+            ]
+        )
+    return rows

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .common import CPU_PER_REQUEST_HEADERS, RESULTS_DIR, cpu_per_request_rows, fmt
+from .loadgen import THREE_WAY_HEADERS, three_way_rows
 
 CMD_FULL = "scripts/bench.sh --only {name}"
 
@@ -215,36 +216,7 @@ def render() -> str:
             f"gunicorn {hooks['gunicorn_workers']} sync workers; sustained: wrk -t2 -c8 replaying precomputed signed "
             f"requests; latency: asyncio open loop at {hooks['offered_rate']:.0f} req/s (half the sustained rate).\n"
         )
-        parts.append(
-            table(
-                ["route", "sustained req/s", "p50 @ fixed rate", "p99 @ fixed rate", "ratio to trivial"],
-                [
-                    [
-                        "GET /bench/trivial",
-                        hooks["trivial_rate"],
-                        _ms(hooks["trivial_fixed"]["latency_ms"]["p50"]),
-                        _ms(hooks["trivial_fixed"]["latency_ms"]["p99"]),
-                        None,
-                    ],
-                    [
-                        "POST webhooks/wordpress/status/",
-                        hooks["webhook_sustained"]["rate"],
-                        _ms(hooks["webhook_fixed"]["latency_ms"]["p50"]),
-                        _ms(hooks["webhook_fixed"]["latency_ms"]["p99"]),
-                        hooks["webhook_ratio"],
-                    ],
-                ],
-            )
-        )
-        parts.append("\nCPU milliseconds per answered request during the sustained runs (`CpuMeter`):\n")
-        parts.append(
-            _cpu_rows(
-                [
-                    ("GET /bench/trivial", hooks["trivial_runs"][0]),
-                    ("POST webhooks/wordpress/status/", hooks["webhook_sustained"]),
-                ]
-            )
-        )
+        parts.append(_three_way(hooks, "webhook floor (Flask + psycopg)", "POST webhooks/wordpress/status/"))
         b = hooks["burst"]
         parts.append(
             f"\nBurst: {b['requests']} requests ({b['unique_ids_200']} unique webhook-ids, the rest concurrent "
@@ -260,37 +232,43 @@ def render() -> str:
             f"{poll['data']['integrations']} integrations, {poll['data']['sync_events']:,} SyncEvents; owner token; "
             f"latency at {poll['offered_rate']:.0f} req/s (half the sustained rate).\n"
         )
+        parts.append(_three_way(poll, "polling floor (Flask + psycopg)", "GET .../sync_status/"))
+    pg = _load("pull_pg")
+    if pg:
+        parts.append(
+            "\n### 7. PostgreSQL time per post in a first full pull — `scripts/bench.sh --only pull_pg`\n\n"
+            "The service's pull fed by in-memory pages of 100 posts (only the storing side); each row a new "
+            "site, right after an `ANALYZE` that does not know it. Statement time measured around each "
+            "cursor execute; rows read from `pg_stat_user_tables` (index fetches + sequential reads).\n"
+        )
         parts.append(
             table(
-                ["route", "sustained req/s", "p50 @ fixed rate", "p99 @ fixed rate", "ratio to trivial"],
+                ["lookup", "N", "PG ms/post", "lookup ms/post", "INSERT ms/post", "contents rows read/post", "posts/s"],
                 [
                     [
-                        "GET /bench/trivial",
-                        poll["trivial_rate"],
-                        _ms(poll["trivial_fixed"]["latency_ms"]["p50"]),
-                        _ms(poll["trivial_fixed"]["latency_ms"]["p99"]),
-                        None,
-                    ],
-                    [
-                        "GET .../sync_status/",
-                        poll["sync_status_sustained"]["rate"],
-                        _ms(poll["sync_status_fixed"]["latency_ms"]["p50"]),
-                        _ms(poll["sync_status_fixed"]["latency_ms"]["p99"]),
-                        poll["sync_status_ratio"],
-                    ],
+                        "before: IN (...), no ANALYZE" if r["legacy"] else "unnest + LATERAL probe, ANALYZE",
+                        r["n"],
+                        r["pg_ms_per_post"],
+                        r["lookup_ms_per_post"],
+                        r["insert_ms_per_post"],
+                        r["contents_rows_read_per_post"],
+                        r["posts_per_s"],
+                    ]
+                    for r in pg["results"]
                 ],
             )
         )
-        parts.append("\nCPU milliseconds per answered request during the sustained runs (`CpuMeter`):\n")
-        parts.append(
-            _cpu_rows(
-                [
-                    ("GET /bench/trivial", poll["trivial_runs"][0]),
-                    ("GET .../sync_status/", poll["sync_status_sustained"]),
-                ]
-            )
-        )
+        parts.append(f"\nPG ms/post at N={pg['sizes'][-1]} / N={pg['sizes'][0]}: {pg['pg_per_post_growth']:.2f}x.")
     return "\n".join(parts) + "\n"
+
+
+def _three_way(data: dict[str, Any], floor_label: str, service_label: str) -> str:
+    """The trivial / floor / service table (rates, latency at the fixed rate, CPU ms per request),
+    then the CPU per request of every process."""
+    labels = [("trivial", "GET /bench/trivial"), ("floor", floor_label), ("service", service_label)]
+    out = table(THREE_WAY_HEADERS, three_way_rows(data["sustained"], data["fixed"], labels))
+    out += "\n\nCPU milliseconds per answered request during the sustained runs, all processes (`CpuMeter`):\n\n"
+    return out + _cpu_rows([(label, data["sustained"][key]) for key, label in labels])
 
 
 def _cpu_rows(runs: list[tuple[str, dict[str, Any]]]) -> str:

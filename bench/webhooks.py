@@ -5,10 +5,10 @@ Every delivery is signed the Standard Webhooks way (HMAC-SHA256 keyed by the sit
 bytes over ``{id}.{timestamp}.{body}``) with its own webhook-id, precomputed just before each
 phase (the service refuses timestamps older than 5 minutes).
 
-Phases, all against one gunicorn:
-1. sustained rate: wrk, closed loop, trivial route / webhooks / trivial route again;
+Phases, all against one gunicorn (which also serves the floor app, ``bench/floor.py``):
+1. sustained rate: wrk, closed loop, trivial route / webhook floor / service, interleaved twice;
 2. latency at a fixed offered rate of half the sustained webhook rate (asyncio open loop), and
-   the trivial route at the same offered rate;
+   the floor and the trivial route at the same offered rate;
 3. burst: ``BURST`` unique deliveries plus a duplicate of every tenth one sent at the same time
    as its original, all answers read; then the database must hold exactly one applied event per
    webhook-id answered 200, and none for the rest.
@@ -25,9 +25,11 @@ from typing import Any
 
 from . import common
 from .common import CPU_PER_REQUEST_HEADERS, cpu_per_request_rows, log, print_table, ratio, write_result
-from .loadgen import Req, metered_wrk, run_burst, run_open_loop
+from .loadgen import THREE_WAY_HEADERS, Req, interleaved_wrk, run_burst, run_open_loop, three_way_rows
 
 WEBHOOK_PATH = "/api/v1/integration/webhooks/wordpress/status/"
+FLOOR_PATH = "/floor/webhook"
+ROUTE_LABELS = [("trivial", "trivial route"), ("floor", "webhook floor"), ("service", "webhooks/wordpress/status/")]
 CONTENTS = 1000
 FIRST_POST_ID = 100_000
 
@@ -128,8 +130,13 @@ def applied_counts(prefix: str) -> dict[str, int]:
     }
 
 
+def floor_requests(reqs: list[Req]) -> list[Req]:
+    """The same signed deliveries addressed to the floor app."""
+    return [Req(r.method, FLOOR_PATH, r.body, r.headers, r.tag) for r in reqs]
+
+
 def run(quick: bool) -> dict[str, Any]:
-    duration = 5 if quick else 15
+    duration = 5 if quick else 10
     latency_duration = 5 if quick else 15
     burst = 500 if quick else 2000
     site = setup_data()
@@ -139,20 +146,34 @@ def run(quick: bool) -> dict[str, Any]:
         trivial = [Req("GET", "/bench/trivial")]
         log("warming up")
         run_open_loop(base, signed_requests(api_key, 200, "warm"), rate=100, duration=2)
+        run_open_loop(base, floor_requests(signed_requests(api_key, 200, "warmfloor")), rate=100, duration=2)
         run_open_loop(base, trivial * 200, rate=100, duration=2)
 
-        log(f"sustained: wrk {duration}s each, trivial / webhooks / trivial")
-        t1 = metered_wrk(base, trivial * 200_000, duration, "trivial-1", gunicorn.pid)
-        wh = metered_wrk(base, signed_requests(api_key, 60_000, "sustained"), duration, "webhooks", gunicorn.pid)
-        t2 = metered_wrk(base, trivial * 200_000, duration, "trivial-2", gunicorn.pid)
-        trivial_rate = (t1["rate"] + t2["rate"]) / 2
-        sustained_db = applied_counts("sustained")
+        log(f"sustained: wrk {duration}s each, interleaved twice: trivial / floor / service")
+        sustained = interleaved_wrk(
+            base,
+            [
+                ("trivial", lambda _n: trivial * 200_000),
+                ("floor", lambda n: floor_requests(signed_requests(api_key, 60_000, f"floor{n}"))),
+                ("service", lambda n: signed_requests(api_key, 60_000, f"sustained{n}")),
+            ],
+            duration,
+            gunicorn.pid,
+        )
+        wh = sustained["service"]
+        sustained_db = {n: applied_counts(f"sustained{n}") for n in range(2)}
 
         offered = max(1.0, wh["rate"] / 2)
-        log(f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s")
+        log(f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s, each route")
         count = int(offered * latency_duration) + 10
-        wl = run_open_loop(base, signed_requests(api_key, count, "fixed"), offered, latency_duration)
-        tl = run_open_loop(base, trivial * count, offered, latency_duration)
+        fixed = {
+            "service": run_open_loop(base, signed_requests(api_key, count, "fixed"), offered, latency_duration),
+            "floor": run_open_loop(
+                base, floor_requests(signed_requests(api_key, count, "fixedfloor")), offered, latency_duration
+            ),
+            "trivial": run_open_loop(base, trivial * count, offered, latency_duration),
+        }
+        wl = fixed["service"]
         fixed_db = applied_counts("fixed")
 
         log(f"burst: {burst} deliveries + {burst // 10} concurrent duplicates")
@@ -176,21 +197,21 @@ def run(quick: bool) -> dict[str, Any]:
         and burst_db["delivery_rows"] == len(ok_ids)
         and answers_200 == len(reqs)
     )
-    rows = [
-        ["trivial route (GET /bench/trivial)", trivial_rate, tl["latency_ms"]["p50"], tl["latency_ms"]["p99"], None],
-        [
-            "webhooks/wordpress/status/ (signed)",
-            wh["rate"],
-            wl["latency_ms"]["p50"],
-            wl["latency_ms"]["p99"],
-            ratio(wh["rate"], trivial_rate),
-        ],
-    ]
+    floor_ratio = ratio(wh["rate"], sustained["floor"]["rate"])
+    cpu_ms = wh["cpu_ms_per_request"].get("gunicorn")
     print_table(
-        f"Webhook ingestion (gunicorn {common.WEB_WORKERS} sync workers, PostgreSQL; wrk -t2 -c8 {duration}s; "
-        f"latency at {offered:.0f} req/s offered)",
-        ["route", "sustained req/s", "p50 ms @fixed", "p99 ms @fixed", "ratio to trivial"],
-        rows,
+        f"Webhook ingestion (gunicorn {common.WEB_WORKERS} sync workers, PostgreSQL; wrk -t2 -c8 {duration}s x2 "
+        f"interleaved; latency at {offered:.0f} req/s offered, half the service's sustained rate)",
+        THREE_WAY_HEADERS,
+        three_way_rows(
+            sustained,
+            fixed,
+            [
+                ("trivial", "trivial route (GET /bench/trivial)"),
+                ("floor", "webhook floor (Flask + psycopg)"),
+                ("service", "webhooks/wordpress/status/ (signed)"),
+            ],
+        ),
     )
     print_table(
         "Webhook burst: nothing lost, nothing doubled",
@@ -220,24 +241,28 @@ def run(quick: bool) -> dict[str, Any]:
     print_table(
         "CPU milliseconds per answered request during the sustained runs, by process",
         CPU_PER_REQUEST_HEADERS,
-        cpu_per_request_rows([("trivial route", t1), ("webhooks/wordpress/status/", wh)]),
+        cpu_per_request_rows([(label, sustained[key]) for key, label in ROUTE_LABELS]),
     )
     result = {
         "load_tools": {
-            "sustained": "wrk 4 (-t2 -c8), bench/wrk/replay.lua replaying precomputed signed requests, each once",
+            "sustained": "wrk 4 (-t2 -c8), bench/wrk/replay.lua replaying precomputed signed requests, each once; "
+            "trivial / floor / service interleaved, twice",
             "fixed_rate": "bench/loadgen.py asyncio open loop, latency from each request's due time",
             "burst": "bench/loadgen.py asyncio, 32 in flight, every answer read",
         },
         "gunicorn_workers": common.WEB_WORKERS,
-        "trivial_rate": trivial_rate,
-        "trivial_runs": [t1, t2],
+        "trivial_rate": sustained["trivial"]["rate"],
+        "floor_rate": sustained["floor"]["rate"],
+        "sustained": sustained,
         "webhook_sustained": wh,
         "webhook_sustained_db": sustained_db,
-        "webhook_ratio": ratio(wh["rate"], trivial_rate),
+        "webhook_ratio": ratio(wh["rate"], sustained["trivial"]["rate"]),
+        "webhook_floor_ratio": floor_ratio,
+        "webhook_cpu_ms": cpu_ms,
         "offered_rate": offered,
+        "fixed": {k: {kk: vv for kk, vv in v.items() if kk != "answered"} for k, v in fixed.items()},
         "webhook_fixed": {k: v for k, v in wl.items() if k != "answered"},
         "webhook_fixed_db": fixed_db,
-        "trivial_fixed": {k: v for k, v in tl.items() if k != "answered"},
         "burst": {
             "requests": len(reqs),
             "answers_200": answers_200,
@@ -248,8 +273,9 @@ def run(quick: bool) -> dict[str, Any]:
             "ok": burst_ok,
         },
         "targets": {
-            "ratio_ge_0_5": (ratio(wh["rate"], trivial_rate) or 0) >= 0.5,
-            "p99_lt_50ms_at_half_rate": (wl["latency_ms"]["p99"] or 1e9) < 50,
+            "floor_ratio_ge_0_6": (floor_ratio or 0) >= 0.6,
+            "cpu_ms_le_2_5": (cpu_ms or 1e9) <= 2.5,
+            "p99_lt_25ms_at_half_rate": (wl["latency_ms"]["p99"] or 1e9) < 25,
             "zero_lost_or_doubled": burst_ok,
         },
     }

@@ -12,13 +12,13 @@ from typing import Any
 
 import jwt
 from flask import current_app, g, request
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Row
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .crypto import api_key_digest
 from .errors import NotAuthenticated, PermissionDenied
 from .extensions import db
-from .models import Role, Site, User
+from .models import ACTIVE_ACCOUNT, Account, Role, Site, User
 
 logger = logging.getLogger(__name__)
 
@@ -98,19 +98,28 @@ def _user_principal(token: str) -> Principal:
         raise NotAuthenticated("The access token is not valid.") from exc
     if claims.get("typ") != "access" or not str(claims["sub"]).isdigit():
         raise NotAuthenticated("The access token is not valid.")
-    # The account comes in the same query: this runs on every authenticated request.
-    user = db.session.get(User, int(claims["sub"]), options=[joinedload(User.account)])
+    # One row with the account's status: this runs on every authenticated request, so the
+    # columns it checks are read as a plain row (no ORM objects for the user or the account).
+    user = db.session.execute(
+        db.select(User.id, User.account_id, User.role, User.is_active, Account.status)
+        .join(Account, Account.id == User.account_id)
+        .where(User.id == int(claims["sub"]))
+    ).first()
     if user is None or not user.is_active:
         raise NotAuthenticated("The user is inactive or does not exist.")
-    if user.account.is_suspended:
+    if user.status != ACTIVE_ACCOUNT:
         raise NotAuthenticated("The account is suspended.")
-    return Principal(account_id=user.account_id, role=user.role_level, user_id=user.id)
+    return Principal(account_id=user.account_id, role=Role[user.role], user_id=user.id)
 
 
-def site_for_api_key(api_key: str) -> Site | None:
-    site = db.session.scalar(
-        db.select(Site).options(joinedload(Site.account)).where(Site.wp_api_key_digest == api_key_digest(api_key))
-    )
+def site_for_api_key(api_key: str) -> Row | None:
+    """(id, account_id, wp_api_key, account_status) of the site whose key this is: a plain row
+    (the key column decrypts on read; it is compared here and signs webhooks)."""
+    site = db.session.execute(
+        db.select(Site.id, Site.account_id, Site.wp_api_key, Account.status.label("account_status"))
+        .join(Account, Account.id == Site.account_id)
+        .where(Site.wp_api_key_digest == api_key_digest(api_key))
+    ).first()
     if site is None or not hmac.compare_digest(site.wp_api_key.encode(), api_key.encode()):
         return None
     return site
@@ -120,9 +129,18 @@ def _site_principal(api_key: str) -> Principal:
     site = site_for_api_key(api_key)
     if site is None:
         raise NotAuthenticated("The API key is not valid.")
-    if site.account.is_suspended:
+    if site.account_status != ACTIVE_ACCOUNT:
         raise NotAuthenticated("The account is suspended.")
+    # Kept for the request: the webhook views need the site's key (it signs the delivery);
+    # reading it again would cost a SELECT and a decryption.
+    g.authenticated_site = site
     return Principal(account_id=site.account_id, role=Role.editor, site_id=site.id)
+
+
+def authenticated_site(principal: Principal) -> Row | None:
+    """The site row read by ``_site_principal`` for this request's site key, if any."""
+    site = g.get("authenticated_site")
+    return site if site is not None and principal.is_site and site.id == principal.site_id else None
 
 
 def credentials_from_request() -> tuple[str, str] | None:
@@ -154,6 +172,7 @@ def load_principal_leniently() -> None:
     kept and raised by ``authenticate`` only on routes that need authentication."""
     g.principal = None
     g.auth_error = None
+    g.authenticated_site = None
     try:
         g.principal = resolve_principal()
     except NotAuthenticated as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify
 from marshmallow import Schema, ValidationError, fields
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import limiter
@@ -116,6 +117,12 @@ class QueueUnavailable(ServiceError):
     message = "The job queue is unavailable; try again shortly."
 
 
+class DatabaseUnavailable(ServiceError):
+    status_code = 503
+    code = "database_unavailable"
+    message = "The database connection was lost; try again."
+
+
 def error_body(
     code: str, message: str, details: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -202,6 +209,14 @@ def _seconds_until_limit_resets() -> int:
 def handle_unexpected_error(exc: Exception):
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # A connection that died while idle (database restart, proxy timeout): SQLAlchemy has
+        # invalidated the pool, so a retry gets a fresh connection.
+        logger.warning("database connection lost (request_id=%s); pool invalidated", getattr(g, "request_id", None))
+        from .extensions import db
+
+        db.session.rollback()
+        return handle_service_error(DatabaseUnavailable(headers={"Retry-After": "1"}))
     logger.exception("unhandled error (request_id=%s)", getattr(g, "request_id", None))
     return error_response(500, "internal_error", "An internal error occurred.")
 

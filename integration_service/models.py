@@ -96,6 +96,7 @@ SYNC_STATUSES = [status.value for status in SyncStatus]
 JOB_STATUSES = [status.value for status in JobStatus]
 ACTIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running)
 FINAL_JOB_STATUSES = (JobStatus.success, JobStatus.partial, JobStatus.failed)
+ACTIVE_ACCOUNT = "active"  # any other Account.status is suspended
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
@@ -118,7 +119,7 @@ class Account(TimestampMixin, Model):
 
     @property
     def is_suspended(self) -> bool:
-        return self.status != "active"
+        return self.status != ACTIVE_ACCOUNT
 
 
 class User(TimestampMixin, Model):

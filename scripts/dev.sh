@@ -93,7 +93,7 @@ if [ "$flower" = 1 ]; then
   setsid .venv/bin/celery -A celery_app flower --address=127.0.0.1 --port="$FLOWER_PORT" &
   pids+=($!)
 fi
-setsid .venv/bin/gunicorn -c gunicorn.conf.py --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-2}" \
+setsid .venv/bin/gunicorn --config gunicorn.conf.py --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-2}" \
   --access-logfile - wsgi:app &
 pids+=($!)
 

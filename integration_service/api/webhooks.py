@@ -58,7 +58,7 @@ def _site_service() -> WebhookService:
     principal = authenticate(allow_site_key=True)
     if not principal.is_site or principal.site_id is None:
         raise NotAuthenticated("Webhooks are authenticated by the site's API key, not a user token.")
-    return WebhookService.for_site_id(principal.site_id)
+    return WebhookService.for_principal(principal)
 
 
 def _raw_body() -> bytes:

@@ -7,13 +7,16 @@ Nothing here logs headers or bodies: requests carry credentials and sites may ec
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.cookiejar
 import json
 import logging
 import random
 import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +29,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NameResolutionError
 
 from .base import PlatformError
+from .deadline import Deadline
 from .politeness import PolitenessSettings, gate_for
 from .ssrf import DnsFailure, TargetRefused, check_url, guarded_pool_classes
 
@@ -55,6 +59,9 @@ class HttpSettings:
     # A Retry-After longer than this is not slept through: the error goes to the caller
     # (a sync job can be rescheduled; a request thread should not block for minutes).
     max_retry_wait: float = 30.0
+    # One budget for everything this transport does (a connection test): every timeout and
+    # wait below is cut to the time left, and a request past it fails with stage ``timeout``.
+    deadline: Deadline | None = None
     # Per-site limits shared by every client in the process, and through Redis by every worker.
     politeness: PolitenessSettings = field(default_factory=PolitenessSettings)
 
@@ -115,16 +122,68 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+class _SocketRegistry:
+    """The sockets an adapter opened, so that a deadline can cut them all at once: a timeout
+    bounds each read, not a site that trickles a byte per second (headers or body)."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._aborted = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            aborted = self._aborted
+        if aborted:
+            _shutdown(sock)
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def abort(self) -> None:
+        """Shut every socket down (a blocked read returns at once); later ones are shut on open."""
+        with self._lock:
+            self._aborted = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _tracking_pool(pool_class: Any, registry: _SocketRegistry) -> type:
+    class TrackingConnection(pool_class.ConnectionCls):  # type: ignore[misc, name-defined]
+        def connect(self) -> None:
+            super().connect()
+            if self.sock is not None:
+                registry.add(self.sock)
+
+    class TrackingPool(pool_class):  # type: ignore[misc, valid-type]
+        ConnectionCls = TrackingConnection
+
+    return TrackingPool
+
+
 class GuardedAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections resolve and check the target address when they open."""
 
     def __init__(self, allow_private: bool, pool_size: int) -> None:
         self._allow_private = allow_private
+        self.sockets = _SocketRegistry()
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = guarded_pool_classes(self._allow_private)
+        registry = self.__dict__.setdefault("sockets", _SocketRegistry())  # also after unpickling
+        self.poolmanager.pool_classes_by_scheme = {
+            scheme: _tracking_pool(pool_class, registry)
+            for scheme, pool_class in guarded_pool_classes(self._allow_private).items()
+        }
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -218,12 +277,24 @@ class HttpTransport:
         self.session.trust_env = False
         self.session.cookies.set_policy(_NoCookies())
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json, */*;q=0.1"})
-        adapter = GuardedAdapter(settings.allow_private, settings.pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self._adapter = GuardedAdapter(settings.allow_private, settings.pool_size)
+        self.session.mount("http://", self._adapter)
+        self.session.mount("https://", self._adapter)
+        self._watchdog: threading.Timer | None = None
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self.session.close()
+
+    def _arm_watchdog(self) -> None:
+        """At the deadline, cut the connections still open (once per transport)."""
+        deadline = self.settings.deadline
+        if deadline is None or self._watchdog is not None:
+            return
+        self._watchdog = threading.Timer(deadline.remaining(), self._adapter.sockets.abort)
+        self._watchdog.daemon = True
+        self._watchdog.start()
 
     def request(
         self,
@@ -246,15 +317,26 @@ class HttpTransport:
         method = method.upper()
         retryable = (method in IDEMPOTENT_METHODS) if retry is None else retry
         attempts = 1 + (self.settings.max_retries if retryable else 0)
+        deadline = self.settings.deadline
+        self._arm_watchdog()
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = self._send(method, url, params, json_body, headers, secret_headers)
             except PlatformError as exc:
+                if deadline is not None and deadline.expired:
+                    # A timeout cut short by the budget is the budget's failure: say so.
+                    raise deadline.error(url) from None
                 if exc.transient and not last:
-                    self._wait(self._backoff(attempt), url, f"{exc.stage} error")
+                    backoff = self._backoff(attempt)
+                    if deadline is not None and not deadline.allows(backoff):
+                        raise deadline.error(url) from None
+                    self._wait(backoff, url, f"{exc.stage} error")
                     continue
                 raise
+            if deadline is not None and self._adapter.sockets.aborted:
+                # Cut mid-answer: what was read (a partial status line parses as one) is not an answer.
+                raise deadline.error(url)
             if response.status_code not in TRANSIENT_STATUSES:
                 return response
             wait = parse_retry_after(response.headers.get("Retry-After"))
@@ -264,8 +346,11 @@ class HttpTransport:
                 self._gate.back_off(response.url, wait, response.status_code)
             if last or (wait is not None and wait > self.settings.max_retry_wait):
                 return response
+            pause = self._backoff(attempt) if wait is None else wait
+            if deadline is not None and not deadline.allows(pause):
+                return response  # no retry sleeps past the deadline
             if not shared:
-                self._wait(self._backoff(attempt) if wait is None else wait, url, f"HTTP {response.status_code}")
+                self._wait(pause, url, f"HTTP {response.status_code}")
             # A shared back-off is waited out by the gate before the next attempt (by every worker).
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -275,8 +360,22 @@ class HttpTransport:
         return base * random.uniform(0.8, 1.0)
 
     def _wait(self, seconds: float, url: str, why: str) -> None:
+        seconds = self.time_left(seconds)
         logger.info("retrying %s in %.1f s after %s", _loggable(url), seconds, why)
         self._sleep(seconds)
+
+    def time_left(self, seconds: float) -> float:
+        """``seconds`` cut to what the deadline leaves: every wait of this transport (timeouts,
+        back-offs, a slot wait) goes through here."""
+        deadline = self.settings.deadline
+        return seconds if deadline is None else deadline.cap(seconds)
+
+    def _timeouts(self) -> tuple[float, float]:
+        return self.time_left(self.settings.connect_timeout), self.time_left(self.settings.read_timeout)
+
+    def _check_deadline(self, url: str) -> None:
+        if self.settings.deadline is not None:
+            self.settings.deadline.check(url)
 
     def _send(
         self,
@@ -292,6 +391,7 @@ class HttpTransport:
         current_method, current_url, current_params, body = method, url, params, json_body
         send_secrets = True
         for _hop in range(MAX_REDIRECTS + 1):
+            self._check_deadline(current_url)
             try:
                 check_url(current_url, self.settings.allow_private)
             except (TargetRefused, DnsFailure) as exc:
@@ -301,7 +401,8 @@ class HttpTransport:
                 merged.update(secret_headers)
             request = requests.Request(current_method, current_url, params=current_params, json=body, headers=merged)
             # One slot per hop (a redirect may lead to another site), held until the body is read.
-            with self._gate.slot(current_url, self._sleep, self.settings.politeness.wait_seconds):
+            # The slot wait is cut to the deadline too (time_left), like every other wait.
+            with self._gate.slot(current_url, self._sleep, self.time_left(self.settings.politeness.wait_seconds)):
                 hop_started = time.monotonic()  # the body deadline starts once the slot is ours
                 try:
                     prepared = self.session.prepare_request(request)
@@ -309,7 +410,7 @@ class HttpTransport:
                         prepared,
                         stream=True,
                         allow_redirects=False,
-                        timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                        timeout=self._timeouts(),
                     )
                 except (requests.RequestException, TargetRefused, DnsFailure) as exc:
                     raise map_request_exception(exc, current_url) from None
@@ -359,6 +460,8 @@ class HttpTransport:
         limit = self.settings.max_response_bytes
         # A per-read timeout does not stop a server that drips bytes; bound the whole body too.
         deadline = started + self.settings.connect_timeout + 2 * self.settings.read_timeout
+        if self.settings.deadline is not None:
+            deadline = min(deadline, self.settings.deadline.expires_at)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             response.close()
@@ -379,6 +482,7 @@ class HttpTransport:
                         status_code=response.status_code,
                     )
                 if time.monotonic() > deadline:
+                    self._check_deadline(url)
                     raise PlatformError(
                         f"{_loggable(url)} sent its answer too slowly.", stage="timeout", transient=True
                     )

@@ -205,5 +205,3 @@ class UserCreateSchema(StrictSchema):
 class SiteCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     url = fields.String(required=True, validate=validate_http_url)
-
-

@@ -3,7 +3,7 @@ Objects of other tenants are reported as not found, so their ids cannot be probe
 
 from __future__ import annotations
 
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 
 from ..auth import Principal
 from ..errors import NotFound
@@ -41,6 +41,21 @@ def get_integration(principal: Principal, integration_id: int) -> SiteIntegratio
     if integration is None:
         raise NotFound("Integration not found.")
     return integration
+
+
+def get_integration_status(principal: Principal, integration_id: int) -> Row:
+    """(id, sync_status, last_sync_at, sync_error) of the caller's integration, as a plain row:
+    what a status poll reads, without loading (and decrypting) the credentials."""
+    row = db.session.execute(
+        integrations_query(principal)
+        .with_only_columns(
+            SiteIntegration.id, SiteIntegration.sync_status, SiteIntegration.last_sync_at, SiteIntegration.sync_error
+        )
+        .where(SiteIntegration.id == integration_id)
+    ).first()
+    if row is None:
+        raise NotFound("Integration not found.")
+    return row
 
 
 def contents_query(principal: Principal) -> Select:

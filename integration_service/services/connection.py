@@ -3,6 +3,11 @@ call a WordPress plugin makes with the site's API key.
 
 Every test records a ``SyncEvent`` (``test_connection``) and updates the integration's health
 fields. Reports are scrubbed of the integration's secrets before they are stored or returned.
+
+A test runs under one deadline (``CONNECTION_TEST_DEADLINE_SECONDS``) shared by all its requests,
+retries and waits, so it ends with a JSON answer (stage ``timeout``) well before the web server
+kills the worker. Onboarding tests a not-yet-stored integration and inserts it only after a
+successful test: a failed test, or a worker killed mid-test, leaves no integration behind.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from flask import current_app
 
@@ -20,6 +26,7 @@ from ..extensions import db
 from ..models import JobStatus, Role, Site, SiteIntegration, SyncEvent, SyncStatus, utcnow
 from ..platforms import registry
 from ..platforms.base import ConnectionReport
+from ..platforms.deadline import Deadline
 from ..platforms.http import HttpSettings
 from ..platforms.redact import basic_token, scrub, secret_variants
 from ..sync import jobs
@@ -42,8 +49,9 @@ def _secrets_of(integration: SiteIntegration) -> list[str]:
 
 
 def diagnostic_settings() -> HttpSettings:
-    """The configured HTTP settings, with at most one retry and short waits: a connection test
-    answers a person (or the plugin's onboarding request) and must not take minutes."""
+    """The configured HTTP settings, with at most one retry and short waits, under a fresh
+    deadline for the whole test: a connection test answers a person (or the plugin's onboarding
+    request) and must end inside the web server's timeout."""
     settings = HttpSettings.from_config(current_app.config)
     politeness = replace(settings.politeness, wait_seconds=min(settings.politeness.wait_seconds, 5))
     return replace(
@@ -51,16 +59,32 @@ def diagnostic_settings() -> HttpSettings:
         max_retries=min(settings.max_retries, 1),
         max_retry_wait=min(settings.max_retry_wait, 5),
         politeness=politeness,
+        deadline=Deadline(float(current_app.config["CONNECTION_TEST_DEADLINE_SECONDS"])),
     )
+
+
+@dataclass
+class ConnectionOutcome:
+    """A finished test that is not recorded yet."""
+
+    report: ConnectionReport
+    started_at: datetime
+    duration_ms: int
 
 
 class ConnectionTestService:
     """Runs a connection test for one integration and records its outcome."""
 
     def run(self, integration: SiteIntegration) -> ConnectionReport:
-        client = registry.client_for(integration, diagnostic_settings())  # 501 for shopify/custom
-        # End the transaction first: the test may take tens of seconds of outbound HTTP, and an
-        # open transaction would hold a pooled database connection (and row locks) meanwhile.
+        """Test a stored integration and record the outcome."""
+        return self.record(integration, self.test(integration))
+
+    def test(self, integration: SiteIntegration) -> ConnectionOutcome:
+        """Test the connection (the integration need not be stored); nothing is written."""
+        settings = diagnostic_settings()
+        client = registry.client_for(integration, settings)  # 501 for shopify/custom
+        # End the transaction first: the test may take seconds of outbound HTTP, and an open
+        # transaction would hold a pooled database connection (and row locks) meanwhile.
         db.session.commit()
         started_at = utcnow()
         started = time.monotonic()
@@ -70,9 +94,15 @@ class ConnectionTestService:
         secrets = _secrets_of(integration)
         details = scrub(dict(report.details), secrets)
         details["duration_ms"] = duration_ms
+        if details.get("stage") == "timeout" and settings.deadline is not None:
+            details["deadline_seconds"] = settings.deadline.seconds
         message = scrub(report.message, secrets)
-        report = ConnectionReport(report.success, message, details)
+        return ConnectionOutcome(ConnectionReport(report.success, message, details), started_at, duration_ms)
 
+    def record(self, integration: SiteIntegration, outcome: ConnectionOutcome) -> ConnectionReport:
+        """Store a test's SyncEvent and the integration's health fields."""
+        report, started_at, duration_ms = outcome.report, outcome.started_at, outcome.duration_ms
+        details, message = report.details, report.message
         stage = details.get("stage")
         db.session.add(
             SyncEvent(
@@ -161,52 +191,42 @@ def onboard_site(principal: Principal | None, site_id: int, api_key: str, site_u
     if site.account.is_suspended:
         raise PermissionDenied("The site's account is suspended.")
 
-    integration, created = _find_or_create_wordpress_integration(site, api_key, site_url)
-    try:
-        report = ConnectionTestService().run(integration)
-    except Exception:
-        if created:
-            _delete(integration)
-        raise
-    if report.success:
-        return OnboardingResult(True, integration.id, report.message)
-    if created:
-        _delete(integration)
-        logger.info("onboarding: removed integration created for site %s after the failed test", site.id)
-    raise ConnectionFailed(report.message, details={**report.details, "integration_kept": not created})
-
-
-def _find_or_create_wordpress_integration(site: Site, api_key: str, site_url: str) -> tuple[SiteIntegration, bool]:
+    service = ConnectionTestService()
     existing = _wordpress_integration(site.id)
     if existing is not None:
-        return existing, False
+        report = service.run(existing)
+        if not report.success:
+            raise ConnectionFailed(report.message, details={**report.details, "integration_kept": True})
+        return OnboardingResult(True, existing.id, report.message)
+
+    # The integration "created here" exists only in memory while it is tested, and is inserted
+    # after a successful test: a failure, an exception or a worker killed by the web server's
+    # timeout mid-test leave nothing to delete (the contract's "deletes it again").
     site_principal = Principal(account_id=site.account_id, role=Role.editor, site_id=site.id)
+    integrations = IntegrationService(site_principal)
+    data = {
+        "site_id": site.id,
+        "platform": "wordpress",
+        "credentials_json": {"api_key": api_key},
+        "config_json": {"site_url": site_url},
+    }
+    outcome = service.test(integrations.build(data))
+    if not outcome.report.success:
+        logger.info("onboarding: the test for site %s failed; no integration was stored", site.id)
+        raise ConnectionFailed(outcome.report.message, details={**outcome.report.details, "integration_kept": False})
+    stored: SiteIntegration | None
     try:
-        integration = IntegrationService(site_principal).create(
-            {
-                "site_id": site.id,
-                "platform": "wordpress",
-                "credentials_json": {"api_key": api_key},
-                "config_json": {"site_url": site_url},
-            }
-        )
+        stored = integrations.create(data)
     except Conflict:
-        # Another onboarding call created it between our lookup and insert: use that one.
-        existing = _wordpress_integration(site.id)
-        if existing is None:
+        # Another onboarding call stored it while we tested: record this test on that one.
+        stored = _wordpress_integration(site.id)
+        if stored is None:
             raise
-        return existing, False
-    return integration, True
+    report = service.record(stored, outcome)
+    return OnboardingResult(True, stored.id, report.message)
 
 
 def _wordpress_integration(site_id: int) -> SiteIntegration | None:
     return db.session.scalar(
         db.select(SiteIntegration).where(SiteIntegration.site_id == site_id, SiteIntegration.platform == "wordpress")
     )
-
-
-def _delete(integration: SiteIntegration) -> None:
-    # Explicit: SQLite does not enforce ON DELETE CASCADE unless foreign keys are switched on.
-    db.session.execute(db.delete(SyncEvent).where(SyncEvent.integration_id == integration.id))
-    db.session.delete(integration)
-    db.session.commit()

@@ -44,6 +44,16 @@ class IntegrationService:
         return access.get_integration(self.principal, integration_id)
 
     def create(self, data: dict[str, Any]) -> SiteIntegration:
+        integration = self.build(data)
+        db.session.add(integration)
+        self._commit_unique(integration.site_id, data["platform"])
+        logger.info(
+            "integration %s created for site %s (%s)", integration.id, integration.site_id, integration.platform
+        )
+        return integration
+
+    def build(self, data: dict[str, Any]) -> SiteIntegration:
+        """A validated integration that is not stored (not even added to the session)."""
         site = access.get_site(self.principal, data["site_id"])
         credentials = dict(data.get("credentials_json") or {})
         if data.get("api_key"):
@@ -60,9 +70,6 @@ class IntegrationService:
             is_active=data.get("is_active", True),
             sync_enabled=data.get("sync_enabled", True),
         )
-        db.session.add(integration)
-        self._commit_unique(site.id, data["platform"])
-        logger.info("integration %s created for site %s (%s)", integration.id, site.id, integration.platform)
         return integration
 
     def update(self, integration_id: int, data: dict[str, Any], partial: bool) -> SiteIntegration:

@@ -40,10 +40,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, or_, update
+from sqlalchemy import Row, Select, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from ..auth import Principal, authenticated_site
 from ..errors import Conflict, NotAuthenticated, NotFound
 from ..extensions import db, rowcount
 from ..models import Content, Site, SiteIntegration, SyncEvent, WebhookDelivery, utcnow
@@ -63,6 +64,36 @@ _MAX_SIGNATURE_HEADER = 4096
 _TAXONOMY_KEYS = ("categories", "tags")
 TERMS_KEY = "terms"
 _NOT_METADATA = {"modified_gmt", "taxonomies", TERMS_KEY, *_TAXONOMY_KEYS}
+
+
+_UNKNOWN = object()  # the integration has not been read yet in this request
+
+
+class LockedContent:
+    """The columns of a locked Content row that a webhook reads; assignments are collected in
+    ``changes`` for one UPDATE (no ORM object: nothing else of the row is loaded or tracked)."""
+
+    COLUMNS = (
+        Content.id,
+        Content.external_id,
+        Content.external_status,
+        Content.external_url,
+        Content.external_modified_gmt,
+        Content.webhook_modified_gmt,
+        Content.last_synced_at,
+        Content.meta.label("meta"),
+    )
+
+    def __init__(self, row: Any) -> None:
+        object.__setattr__(self, "_row", row)
+        object.__setattr__(self, "changes", {})
+
+    def __getattr__(self, name: str) -> Any:
+        changes = object.__getattribute__(self, "changes")
+        return changes[name] if name in changes else object.__getattribute__(self, "_row")[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.changes[name] = value
 
 
 @dataclass(frozen=True)
@@ -126,19 +157,21 @@ def prune_deliveries(now: datetime | None = None) -> int:
 class WebhookService:
     """Receives the deliveries of one site (the one whose API key authenticated the request)."""
 
-    def __init__(self, site: Site) -> None:
-        self.site = site
+    def __init__(self, site: Site | Row) -> None:
         self.site_id = site.id  # kept: a rollback expires the Site, and reading it again costs a SELECT
+        self._secret = site.wp_api_key  # the signing key, decrypted once per request
+        self._integration_row: Any = _UNKNOWN
 
     @classmethod
-    def for_site_id(cls, site_id: int) -> WebhookService:
-        site = db.session.get(Site, site_id)
+    def for_principal(cls, principal: Principal) -> WebhookService:
+        """The service of the principal's site, reusing the Site that authentication loaded."""
+        site = authenticated_site(principal) or db.session.get(Site, principal.site_id)
         if site is None:  # the key authenticated a moment ago; the site was deleted since
             raise NotAuthenticated("The API key is not valid.")
         return cls(site)
 
     def verify(self, headers: Any, body: bytes) -> VerifiedDelivery:
-        return verify_signature(self.site.wp_api_key, headers, body)
+        return verify_signature(self._secret, headers, body)
 
     # -- the two events -------------------------------------------------------------------
 
@@ -160,9 +193,13 @@ class WebhookService:
             raise
 
         content_id = content.id
-        db.session.add(WebhookDelivery(site_id=self.site_id, webhook_id=delivery.webhook_id, kind=kind))
         try:
-            db.session.flush()
+            # A Core INSERT: no ORM object to track (the row is never read back in this request).
+            db.session.execute(
+                insert(WebhookDelivery).values(
+                    site_id=self.site_id, webhook_id=delivery.webhook_id, kind=kind, received_at=utcnow()
+                )
+            )
         except IntegrityError:
             # Seen before (or being applied by a concurrent request that committed first).
             db.session.rollback()
@@ -181,6 +218,13 @@ class WebhookService:
             outcome, details = self._apply_status(content, payload)
         else:
             outcome, details = self._apply_metadata(content, payload)
+        if content.changes:
+            db.session.execute(
+                update(Content)
+                .where(Content.id == content_id)
+                .values(**content.changes)
+                .execution_options(synchronize_session=False)
+            )
         event_id = self._record(kind, delivery, {**base_details, **details, "outcome": outcome}, content_id=content_id)
         db.session.commit()  # ids were read before: after the commit they would cost a SELECT each
         logger.info("webhook %s %s for content %s: %s", kind, delivery.webhook_id, content_id, outcome)
@@ -193,12 +237,27 @@ class WebhookService:
 
     # -- matching ---------------------------------------------------------------------------
 
-    def _find_content(self, payload: dict[str, Any]) -> Content:
+    def _locked(self, query: Select) -> LockedContent | None:
+        """Run a Content query ``FOR UPDATE`` (of the content row only), reading the site's
+        WordPress integration (id, last_webhook_at) in the same round trip for ``_record``."""
+        wordpress = (SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress")
+        row = db.session.execute(
+            query.add_columns(
+                db.select(SiteIntegration.id).where(*wordpress).scalar_subquery().label("integration_id"),
+                db.select(SiteIntegration.last_webhook_at).where(*wordpress).scalar_subquery().label("last_webhook"),
+            ).with_for_update(of=Content)
+        ).first()
+        if row is None:
+            return None
+        self._integration_row = (row.integration_id, row.last_webhook) if row.integration_id is not None else None
+        return LockedContent(row._mapping)
+
+    def _find_content(self, payload: dict[str, Any]) -> LockedContent:
         post_id = str(payload["post_id"])
         content_id = payload.get("content_id")
         if content_id is not None:
-            query = db.select(Content).where(Content.id == content_id, Content.site_id == self.site_id)
-            content = db.session.scalar(query.with_for_update())
+            query = db.select(*LockedContent.COLUMNS).where(Content.id == content_id, Content.site_id == self.site_id)
+            content = self._locked(query)
             if content is None:
                 raise NotFound("Content not found.")
             if content.external_id is not None and content.external_id != post_id:
@@ -209,13 +268,13 @@ class WebhookService:
                 )
             return content
         # Post ids are unique across post types within a WordPress site; prefer the stated type.
-        query = db.select(Content).where(Content.site_id == self.site_id, Content.external_id == post_id)
+        query = db.select(*LockedContent.COLUMNS).where(Content.site_id == self.site_id, Content.external_id == post_id)
         post_type = payload.get("post_type")
         if post_type:
             query = query.order_by(case((Content.content_type == post_type, 0), else_=1), Content.id)
         else:
             query = query.order_by(Content.id)
-        content = db.session.scalar(query.limit(1).with_for_update())
+        content = self._locked(query.limit(1))
         if content is None:
             raise NotFound("Content not found.")
         return content
@@ -223,17 +282,17 @@ class WebhookService:
     # -- applying ---------------------------------------------------------------------------
 
     @staticmethod
-    def _stored_mark(content: Content) -> datetime | None:
+    def _stored_mark(content: LockedContent) -> datetime | None:
         marks = [mark for mark in (content.webhook_modified_gmt, content.external_modified_gmt) if mark is not None]
         return max(marks) if marks else None
 
-    def _is_stale(self, content: Content, modified_gmt: datetime | None) -> bool:
+    def _is_stale(self, content: LockedContent, modified_gmt: datetime | None) -> bool:
         # Equal times are applied: WordPress's modified_gmt has one-second resolution, and a
         # publish followed by a trash within one second must still end as "trash".
         stored = self._stored_mark(content)
         return modified_gmt is not None and stored is not None and modified_gmt < stored
 
-    def _apply_status(self, content: Content, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _apply_status(self, content: LockedContent, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         modified_gmt = payload.get("modified_gmt")
         details: dict[str, Any] = {"post_status": payload["post_status"], "modified_gmt": iso_z(modified_gmt)}
         if self._is_stale(content, modified_gmt):
@@ -250,7 +309,7 @@ class WebhookService:
         content.last_synced_at = utcnow()
         return "applied", details
 
-    def _apply_metadata(self, content: Content, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _apply_metadata(self, content: LockedContent, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         metadata: dict[str, Any] = payload["metadata"]
         modified_gmt = payload.get("modified_gmt")
         if modified_gmt is None and isinstance(metadata.get("modified_gmt"), str):
@@ -283,12 +342,18 @@ class WebhookService:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _integration(self) -> SiteIntegration | None:
-        return db.session.scalar(
-            db.select(SiteIntegration).where(
+    def _integration(self) -> tuple[int, datetime | None] | None:
+        """(id, last_webhook_at) of the site's WordPress integration: read with the content row
+        when one was found, else here. Only these columns: loading the ORM object would decrypt
+        the integration's credentials, which a webhook never uses."""
+        if self._integration_row is not _UNKNOWN:
+            return self._integration_row
+        row = db.session.execute(
+            db.select(SiteIntegration.id, SiteIntegration.last_webhook_at).where(
                 SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress"
             )
-        )
+        ).first()
+        return (row[0], row[1]) if row is not None else None
 
     def _record(
         self,
@@ -310,14 +375,14 @@ class WebhookService:
             )
             return None
         now = utcnow()
-        last = integration.last_webhook_at
+        integration_id, last = integration
         if last is None or now - last > LAST_WEBHOOK_RESOLUTION:
             # Kept to the minute: writing it on every delivery would make all deliveries of a
             # site wait for each other on this one row lock.
             db.session.execute(
                 update(SiteIntegration)
                 .where(
-                    SiteIntegration.id == integration.id,
+                    SiteIntegration.id == integration_id,
                     or_(
                         SiteIntegration.last_webhook_at.is_(None),
                         SiteIntegration.last_webhook_at < now - LAST_WEBHOOK_RESOLUTION,
@@ -326,23 +391,27 @@ class WebhookService:
                 .values(last_webhook_at=now)
                 .execution_options(synchronize_session=False)
             )
-        event = SyncEvent(
-            integration_id=integration.id,
-            site_id=self.site_id,
-            event_type=EVENT_TYPES[kind],
-            action=kind,
-            direction="from_external",
-            status=status,
-            details={key: value for key, value in details.items() if value is not None or key == "outcome"},
-            error_message=error,
-            content_id=content_id,
-            webhook_id=delivery.webhook_id,
-            started_at=now,
-            finished_at=now,
-        )
-        db.session.add(event)
-        db.session.flush()
-        return event.id
+        # A Core INSERT ... RETURNING id: the event is never read back, so no ORM object and no
+        # separate flush for its id.
+        return db.session.execute(
+            insert(SyncEvent)
+            .values(
+                integration_id=integration_id,
+                site_id=self.site_id,
+                event_type=EVENT_TYPES[kind],
+                action=kind,
+                direction="from_external",
+                status=status,
+                details={key: value for key, value in details.items() if value is not None or key == "outcome"},
+                error_message=error,
+                content_id=content_id,
+                webhook_id=delivery.webhook_id,
+                created_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+            .returning(SyncEvent.id)
+        ).scalar_one()
 
     @staticmethod
     def _result(

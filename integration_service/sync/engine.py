@@ -27,6 +27,7 @@ from ..extensions import db, rowcount
 from ..models import Content, SiteIntegration, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostInput, PostNotFound, PostPage, RemotePost
 from ..timeutil import as_utc, iso, parse_iso
+from .content_lookup import existing_contents, refresh_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,7 @@ class ContentSyncService:
                     self.progress.add_total(page.total if page.total is not None else page.listed)
                 elif page.total is None:
                     self.progress.add_total(page.listed)
+                created_before = self.counts.created
                 page_newest = self._store_page(post_type, page, since, full, detect_conflicts)
                 if page_newest and (newest is None or page_newest > newest):
                     newest = page_newest
@@ -301,6 +303,7 @@ class ContentSyncService:
                     incremental=page.incremental,
                 )
                 db.session.commit()
+                refresh_statistics(created_before, self.counts.created)
                 self.pages_stored += 1
                 self.progress.report()
                 last_page = page.total_pages is not None and page.number >= page.total_pages
@@ -339,14 +342,7 @@ class ContentSyncService:
         detect_conflicts: bool,
     ) -> datetime | None:
         ids = [str(post.external_id) for post in posts]
-        existing = {
-            row.external_id: row
-            for row in db.session.scalars(
-                db.select(Content).where(
-                    Content.site_id == self.site_id, Content.content_type == post_type, Content.external_id.in_(ids)
-                )
-            )
-        }
+        existing = {row.external_id: row for row in existing_contents(self.site_id, post_type, ids)}
         now = utcnow()
         newest: datetime | None = None
         seen: list[int] = []  # rows confirmed without a change: stamped in one UPDATE below

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, false, func, or_, update
+from sqlalchemy import Row, and_, false, func, or_, update
 
 from ..errors import QueueUnavailable
 from ..extensions import db, rowcount
@@ -325,7 +325,7 @@ def stuck_condition(now: datetime | None = None):
     )
 
 
-def is_stuck(event: SyncEvent, now: datetime | None = None) -> bool:
+def is_stuck(event: SyncEvent | Row[Any], now: datetime | None = None) -> bool:
     running_cutoff, queued_cutoff = stuck_cutoffs(now)
     if event.status == JobStatus.running:
         return event.heartbeat_at is None or event.heartbeat_at < running_cutoff

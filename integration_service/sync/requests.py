@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import Principal
@@ -23,6 +24,7 @@ from ..platforms.registry import is_supported
 from ..services import access
 from ..timeutil import parse_iso
 from . import jobs
+from .status_query import current_and_recent
 from .structure import SyncMetadataService
 
 logger = logging.getLogger(__name__)
@@ -184,15 +186,12 @@ class SyncService:
         return SyncMetadataService(self.integration(integration_id)).content_types()
 
     def sync_status(self, integration_id: int) -> dict[str, Any]:
-        integration = self.integration(integration_id)
-        # Both queries use an index: the unique sync_lock, and (integration_id, id).
-        current = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
-        recent = db.session.scalars(
-            db.select(SyncEvent)
-            .where(SyncEvent.integration_id == integration.id)
-            .order_by(SyncEvent.id.desc())
-            .limit(RECENT_EVENTS)
-        ).all()
+        # The events first, then the integration (each statement sees what was committed before
+        # it): a job's finish writes both in one transaction, so a poll that sees the job finished
+        # also sees the integration's outcome, never "syncing" without a current job. Nothing is
+        # returned before the tenancy check of get_integration_status (other tenants: 404).
+        current, recent = current_and_recent(integration_id, RECENT_EVENTS)  # one statement, plain rows
+        integration = access.get_integration_status(self.principal, integration_id)  # a row: no credentials
         return {
             "sync_status": integration.sync_status,
             "last_sync_at": integration.last_sync_at,
@@ -202,7 +201,8 @@ class SyncService:
         }
 
 
-def current_job(event: SyncEvent | None) -> dict[str, Any] | None:
+def current_job(event: SyncEvent | Row[Any] | None) -> dict[str, Any] | None:
+    """The job holding the sync lock, from the ORM object or a plain row (``status_query``)."""
     if event is None:
         return None
     details = event.details or {}

@@ -53,8 +53,11 @@ class ServiceServer:
         encryption_keys: str,
         port: int | None = None,
         extra_env: dict[str, str] | None = None,
+        threads: int = 4,
     ) -> None:
         self.port = port or free_port()
+        # 1 runs gunicorn's sync worker, the one its `timeout` kills when a request outlives it.
+        self.threads = threads
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_dir = Path(tempfile.mkdtemp(prefix="igny8-e2e-service-"))
         self.web: subprocess.Popen | None = None
@@ -74,6 +77,7 @@ class ServiceServer:
             "RATELIMIT_ONBOARDING_SITE": "1000/minute",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            "GUNICORN_GRACEFUL_TIMEOUT": "5",  # stop() should not wait 30 s for a stalled request
             **(extra_env or {}),
         }
 
@@ -102,12 +106,12 @@ class ServiceServer:
             "web",
             [
                 sys.executable, "-m", "gunicorn",
-                "-c", "gunicorn.conf.py",  # the repository's limits; the flags below override the rest
+                # The repository's settings (timeouts, limits), as in production; the
+                # environment (GUNICORN_TIMEOUT, ...) and the flags below adapt them.
+                "--config", str(REPO_ROOT / "gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", "2",
-                "--threads", "4",
-                "--timeout", "60",
-                "--graceful-timeout", "5",
+                "--threads", str(self.threads),
                 "--access-logfile", "-",
                 "wsgi:app",
             ],
