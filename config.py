@@ -101,6 +101,8 @@ class Config:
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
 
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
+    # Deeper JSON bodies are a 400 (serialization.ServiceJSONProvider); no contract body nests past ~6.
+    JSON_MAX_DEPTH = int(os.environ.get("JSON_MAX_DEPTH", "64"))
     ACCESS_TOKEN_TTL_SECONDS = int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "3600"))
     JWT_ISSUER = "integration-service"
 

@@ -12,6 +12,7 @@ from flask import Flask, g, request
 from .api.base import rest_api
 from .crypto import SecretBox
 from .extensions import db, limiter, migrate
+from .inputs import IdConverter
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,10 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     elif isinstance(config, str):
         config = CONFIGS[config]
     app = Flask(__name__, instance_relative_config=False)
-    from .serialization import IsoJSONProvider
+    from .serialization import ServiceJSONProvider
 
-    app.json = IsoJSONProvider(app)  # ISO 8601 dates in every response, never RFC 1123
+    # ISO 8601 dates in every response (never RFC 1123); JSON bodies nested too deep are a 400.
+    app.json = ServiceJSONProvider(app)
     app.config.from_object(config)
     if overrides:
         app.config.update(overrides)
@@ -36,6 +38,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     if validate is not None:
         validate(app.config)  # the effective settings, overrides included
     app.url_map.strict_slashes = False
+    app.url_map.converters["id"] = IdConverter
     hops = int(app.config["PROXY_FIX_HOPS"])
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

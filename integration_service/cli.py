@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from .auth import hash_password, issue_access_token
 from .crypto import secret_box
 from .extensions import db
+from .inputs import id_in_range
 from .models import Account, Site, SiteIntegration, User
 from .schemas import AccountCreateSchema, SiteCreateSchema, UserCreateSchema
 from .services import accounts
@@ -47,7 +48,8 @@ def load_or_fail(schema_cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_or_fail(model: type, object_id: int, label: str) -> Any:
-    obj = db.session.get(model, object_id)
+    # An id outside the columns' range cannot exist (and PostgreSQL would refuse the query).
+    obj = db.session.get(model, object_id) if id_in_range(object_id) else None
     if obj is None:
         fail(f"{label} {object_id} does not exist")
     return obj

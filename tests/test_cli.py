@@ -244,3 +244,21 @@ def test_flask_command_line_from_the_repository_root(tmp_path):
     assert user.returncode == 0 and set(json.loads(user.stdout)) == {"id"}
     bad = run("users", "create", "--account", "999", "--email", "b@example.com", "--password", "pw-123456")
     assert bad.returncode != 0 and bad.stdout == "" and "account 999 does not exist" in bad.stderr
+
+
+@pytest.mark.parametrize("huge", [str(2**31), str(2**40), str(2**63), "99999999999999999999"])
+@pytest.mark.parametrize(
+    ("args", "label"),
+    [
+        (("accounts", "suspend", "--id"), "account"),
+        (("users", "deactivate", "--id"), "user"),
+        (("sites", "rotate-key", "--id"), "site"),
+        (("users", "create", "--email", "a@example.com", "--password", "long enough pw", "--account"), "account"),
+        (("sites", "create", "--name", "n", "--url", "https://example.com", "--account"), "account"),
+    ],
+)
+def test_out_of_range_ids_do_not_exist(cli, args, label, huge):
+    result = cli(*args, huge)
+    assert result.exit_code == 1
+    failed(result, f"error: {label} {huge} does not exist")
+    assert "sqlalchemy" not in result.stderr.lower() and "Traceback" not in result.stderr

@@ -3,10 +3,14 @@ view module uses (its arguments parser answers validation errors with 400)."""
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_smorest import Api, Blueprint
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from ..errors import ApiErrorSchema
+from ..inputs import IdConverter, id_converter_schema
+from ..serialization import JSONTooDeep
 
 
 class ServiceApi(Api):
@@ -22,9 +26,20 @@ class ServiceApi(Api):
 class ArgumentsParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400  # the contract answers validation errors with 400
 
+    def _raw_load_json(self, req):  # type: ignore[no-untyped-def]
+        # Parse with the app's JSON provider (webargs has its own json.loads), so the depth bound
+        # of serialization.ServiceJSONProvider holds for every schema-loaded body too.
+        if not is_json_request(req):
+            return core.missing
+        try:
+            return current_app.json.loads(req.get_data(cache=True))
+        except JSONTooDeep as exc:
+            abort(400, exc=exc, messages={"json": [str(exc)]})
+
 
 class ApiBlueprint(Blueprint):
     ARGUMENTS_PARSER = ArgumentsParser()
 
 
 rest_api = ServiceApi()
+rest_api.register_converter(IdConverter, id_converter_schema)  # documents <id:...> path parameters

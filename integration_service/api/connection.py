@@ -33,7 +33,7 @@ def onboarding_site_key() -> str:
     return f"onboarding-site-unknown:{request.remote_addr or 'unknown'}"
 
 
-@blp.route("/<int:integration_id>/test_connection/")
+@blp.route("/<id:integration_id>/test_connection/")
 class ConnectionTestAction(MethodView):
     decorators = [login_required()]
 

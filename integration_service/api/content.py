@@ -47,7 +47,7 @@ class ContentCollection(MethodView):
         return service().create(data)
 
 
-@blp.route("/<int:content_id>/")
+@blp.route("/<id:content_id>/")
 class ContentItem(MethodView):
     decorators = [login_required()]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, jsonify
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from ..extensions import db
@@ -15,7 +16,16 @@ logger = logging.getLogger(__name__)
 blp = ApiBlueprint("health", __name__, description="Liveness and readiness probes")
 
 
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadinessSchema(HealthSchema):
+    checks = fields.Dict(keys=fields.String(), values=fields.Boolean(), required=True)
+
+
 @blp.route("/healthz", methods=["GET"])
+@blp.response(200, HealthSchema)
 def healthz():
     return jsonify(status="ok")
 
@@ -44,6 +54,8 @@ def _broker_ok() -> bool:
 
 
 @blp.route("/readyz", methods=["GET"])
+@blp.response(200, ReadinessSchema)
+@blp.alt_response(503, schema=ReadinessSchema, description="The database or the broker is unreachable.")
 def readyz():
     checks = {"database": _database_ok(), "broker": _broker_ok()}
     ready = all(checks.values())

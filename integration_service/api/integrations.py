@@ -54,7 +54,7 @@ class IntegrationCollection(MethodView):
         return service().create(data)
 
 
-@blp.route("/<int:integration_id>/")
+@blp.route("/<id:integration_id>/")
 class IntegrationItem(MethodView):
     decorators = [login_required()]
 

@@ -27,7 +27,7 @@ def service() -> SyncService:
     return SyncService(current_principal())
 
 
-@blp.route("/<int:integration_id>/sync/")
+@blp.route("/<id:integration_id>/sync/")
 class SyncAction(MethodView):
     decorators = [login_required()]
 
@@ -46,7 +46,7 @@ class SyncAction(MethodView):
         return service().start_sync(integration_id, data["direction"], data["full"])
 
 
-@blp.route("/<int:integration_id>/sync_status/")
+@blp.route("/<id:integration_id>/sync_status/")
 class SyncStatus(MethodView):
     decorators = [login_required()]
 
@@ -58,7 +58,7 @@ class SyncStatus(MethodView):
         return service().sync_status(integration_id)
 
 
-@blp.route("/<int:integration_id>/update_site_structure/")
+@blp.route("/<id:integration_id>/update_site_structure/")
 class UpdateSiteStructure(MethodView):
     decorators = [login_required()]
 
@@ -74,7 +74,7 @@ class UpdateSiteStructure(MethodView):
         return service().start_structure_update(integration_id, data)
 
 
-@blp.route("/<int:integration_id>/content_types/")
+@blp.route("/<id:integration_id>/content_types/")
 class ContentTypes(MethodView):
     decorators = [login_required()]
 
@@ -86,7 +86,7 @@ class ContentTypes(MethodView):
         return service().content_types(integration_id)
 
 
-@blp.route("/<int:integration_id>/debug_status/")
+@blp.route("/<id:integration_id>/debug_status/")
 class DebugStatus(MethodView):
     decorators = [login_required()]
 
@@ -98,7 +98,7 @@ class DebugStatus(MethodView):
         return SyncHealthService(current_principal()).debug_status(integration_id)
 
 
-@blp.route("/<int:integration_id>/sync_wordpress_content/")
+@blp.route("/<id:integration_id>/sync_wordpress_content/")
 class SyncWordPressContent(MethodView):
     decorators = [login_required()]
 

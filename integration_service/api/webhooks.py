@@ -6,7 +6,6 @@ signature checked, and only then parsed and validated: an unsigned body is never
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, request
@@ -17,6 +16,7 @@ from ..auth import authenticate
 from ..errors import ApiErrorSchema, InvalidInput, NotAuthenticated
 from ..extensions import limiter
 from ..schemas import WebhookMetadataSchema, WebhookResultSchema, WebhookStatusSchema
+from ..serialization import JSONTooDeep
 from ..services.webhooks import VerifiedDelivery, WebhookService
 from .base import ApiBlueprint
 
@@ -76,7 +76,9 @@ def _raw_body() -> bytes:
 
 def _load(schema: Schema, body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        data = current_app.json.loads(body)  # the app's provider bounds the nesting depth
+    except JSONTooDeep as exc:
+        raise InvalidInput(str(exc)) from exc
     except ValueError as exc:
         raise InvalidInput("The body is not valid JSON.") from exc
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ from marshmallow import (
 )
 
 from ..crypto import mask_secret
+from ..inputs import DB_ID_MAX, DB_INT_MAX, find_unstorable_text
 from ..models import (
     PLATFORM_TYPES,
     ROLE_NAMES,
@@ -38,7 +39,46 @@ def validate_http_url(value: str) -> None:
         raise ValidationError("The URL is too long (2048 characters at most).")
 
 
-class StrictSchema(Schema):
+class BoundedInteger(fields.Integer):
+    """An integer within ``[minimum, DB_INT_MAX]`` (the database's INTEGER): a larger one is a
+    400 validation error here rather than an out-of-range error from PostgreSQL."""
+
+    def __init__(self, *, minimum: int = 0, maximum: int = DB_INT_MAX, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", [])
+        if not isinstance(kwargs["validate"], list):
+            kwargs["validate"] = [kwargs["validate"]]
+        kwargs["validate"].insert(0, validate.Range(min=minimum, max=maximum))
+        super().__init__(**kwargs)
+
+
+class Id(BoundedInteger):
+    """A row id in a body or a query: a positive integer that fits the id columns."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(minimum=1, maximum=DB_ID_MAX, **kwargs)
+
+
+class InputSchema(Schema):
+    """Base of every request schema: strings (at any depth, keys included) that PostgreSQL text
+    or UTF-8 cannot hold, NUL and lone surrogates, are refused with the field named."""
+
+    @pre_load
+    def reject_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        if not hasattr(data, "keys"):
+            return data
+        errors: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            key = field.data_key or name
+            if key in data and not field.dump_only:
+                problem = find_unstorable_text(data[key])
+                if problem:
+                    errors[key] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+class StrictSchema(InputSchema):
     """Unknown fields are errors; read-only fields sent back by a client are ignored."""
 
     class Meta:
@@ -63,16 +103,16 @@ class TokenResponseSchema(Schema):
     expires_in = fields.Integer(required=True)
 
 
-class PageQuerySchema(Schema):
+class PageQuerySchema(InputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+    page = BoundedInteger(minimum=1, load_default=1)
+    page_size = BoundedInteger(minimum=1, maximum=MAX_PAGE_SIZE, load_default=DEFAULT_PAGE_SIZE)
 
 
 class IntegrationQuerySchema(PageQuerySchema):
-    site_id = fields.Integer(validate=validate.Range(min=1))
+    site_id = Id()
     platform = fields.String(validate=validate.OneOf(sorted(PLATFORM_TYPES)))
     is_active = fields.Boolean()
 
@@ -85,7 +125,7 @@ class PageSchema(Schema):
 
 class IntegrationSchema(StrictSchema):
     id = fields.Integer(dump_only=True)
-    site_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    site_id = Id(required=True, strict=True)
     platform = fields.String(required=True, validate=validate.OneOf(sorted(PLATFORM_TYPES)))
     platform_type = fields.String(validate=validate.OneOf(sorted(set(PLATFORM_TYPES.values()))))
     config_json = fields.Dict(keys=fields.String())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from .common import validate_http_url
+from .common import Id, InputSchema, validate_http_url
 
 __all__ = ["ConnectionTestResultSchema", "OnboardingRequestSchema", "OnboardingResultSchema"]
 
@@ -18,13 +18,13 @@ class ConnectionTestResultSchema(Schema):
     )
 
 
-class OnboardingRequestSchema(Schema):
+class OnboardingRequestSchema(InputSchema):
     """Sent by the WordPress plugin; extra fields from newer plugins are ignored, not refused."""
 
     class Meta:
         unknown = EXCLUDE
 
-    site_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    site_id = Id(required=True, strict=True)
     api_key = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
     site_url = fields.String(required=True, validate=[validate.Length(max=2048), validate_http_url])
 

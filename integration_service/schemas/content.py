@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from ..models import CONTENT_SOURCES, CONTENT_STATUSES
-from .common import PageQuerySchema, PageSchema, StrictSchema, validate_http_url
+from .common import Id, PageQuerySchema, PageSchema, StrictSchema, validate_http_url
 
 __all__ = ["ContentCreateSchema", "ContentPageSchema", "ContentQuerySchema", "ContentSchema", "ContentUpdateSchema"]
 
@@ -22,7 +22,7 @@ def _bounded_object(value: dict[str, Any], name: str) -> None:
 
 class ContentSchema(StrictSchema):
     id = fields.Integer(dump_only=True)
-    site_id = fields.Integer(strict=True, validate=validate.Range(min=1))
+    site_id = Id(strict=True)
     title = fields.String(validate=validate.Length(max=1000))
     content_html = fields.String()
     status = fields.String(validate=validate.OneOf(CONTENT_STATUSES))
@@ -67,7 +67,7 @@ class ContentUpdateSchema(ContentSchema):
 
 
 class ContentQuerySchema(PageQuerySchema):
-    site_id = fields.Integer(validate=validate.Range(min=1))
+    site_id = Id()
     content_type = fields.String(validate=validate.Length(max=64))
     external_status = fields.String(validate=validate.Length(max=40))
     source = fields.String(validate=validate.OneOf(CONTENT_SOURCES))

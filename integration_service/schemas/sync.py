@@ -10,7 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 from ..models import JOB_STATUSES, SYNC_DIRECTIONS, SYNC_STATUSES
 from ..timeutil import parse_iso
-from .common import StrictSchema
+from .common import Id, InputSchema, StrictSchema
 
 MAX_STRUCTURE_BYTES = 256 * 1024
 MAX_STRUCTURE_ENTRIES = 200
@@ -34,7 +34,7 @@ class SyncRequestSchema(StrictSchema):
 
 
 class ContentPullRequestSchema(StrictSchema):
-    content_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    content_id = Id(required=True, strict=True)
 
 
 class JobReferenceSchema(Schema):
@@ -160,7 +160,7 @@ def _bounded_mapping(value: dict[str, Any], what: str) -> None:
         raise ValidationError(errors)
 
 
-class SiteStructureSchema(Schema):
+class SiteStructureSchema(InputSchema):
     """What the plugin pushes. Fields it may add later are ignored rather than refused, so an
     updated plugin keeps working against this service."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 
 from ..timeutil import as_utc
-from .common import validate_http_url
+from .common import Id, InputSchema, validate_http_url
 
 __all__ = [
     "WORDPRESS_POST_STATUSES",
@@ -54,12 +54,12 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-class _WebhookBodySchema(Schema):
+class _WebhookBodySchema(InputSchema):
     class Meta:
         unknown = EXCLUDE
 
     post_id = fields.Integer(required=True, strict=True, validate=_POST_ID)
-    content_id = fields.Integer(strict=True, allow_none=True, load_default=None, validate=_POST_ID)
+    content_id = Id(strict=True, allow_none=True, load_default=None)
     modified_gmt = fields.DateTime(allow_none=True, load_default=None)
 
     @post_load

@@ -1,0 +1,67 @@
+"""Guards against input the database or the parser cannot take, each applied in one place:
+
+* ``DB_ID_MAX`` and ``id_in_range``: every id column is a 32-bit ``INTEGER``; a larger value
+  cannot name a row, and sent to PostgreSQL it is an error, not "no row";
+* ``IdConverter`` (the ``<id:...>`` URL converter): an out-of-range path id does not match
+  the route, so it is a 404 like any id that does not exist;
+* ``unstorable_text``: NUL and lone surrogates, which PostgreSQL text and UTF-8 cannot hold
+  (the schemas refuse them, see ``schemas.common.InputSchema``).
+
+The marshmallow field types built on these are in ``schemas/common.py``; the JSON depth bound
+is in ``serialization.py`` (the app's one JSON provider).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from werkzeug.routing import IntegerConverter
+
+# The range of PostgreSQL's INTEGER, the type of every id column (models.py).
+DB_INT_MAX = 2**31 - 1
+DB_ID_MAX = DB_INT_MAX
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def id_in_range(value: int) -> bool:
+    return 1 <= value <= DB_ID_MAX
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a positive integer that fits the id columns; anything else is a 404."""
+
+    def __init__(self, map: Any) -> None:
+        super().__init__(map, min=1, max=DB_ID_MAX)
+
+
+def id_converter_schema(converter: IdConverter) -> dict[str, Any]:
+    """The OpenAPI schema of an ``<id:...>`` path parameter."""
+    return {"type": "integer", "minimum": 1, "maximum": DB_ID_MAX}
+
+
+def unstorable_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None when it can."""
+    if "\x00" in value:
+        return "NUL characters are not allowed."
+    if not value.isascii() and _SURROGATE.search(value):
+        return "Lone UTF-16 surrogates are not allowed (send valid Unicode)."
+    return None
+
+
+def find_unstorable_text(value: Any) -> str | None:
+    """The first reason a string in ``value`` (keys included, at any depth) cannot be stored."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            problem = unstorable_text(item)
+            if problem:
+                return problem
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
