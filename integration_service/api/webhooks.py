@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, g, request
 from marshmallow import Schema
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import metrics
 from ..auth import authenticate
 from ..errors import ApiErrorSchema, InvalidInput, NotAuthenticated
 from ..extensions import ApiBlueprint, limiter
@@ -52,6 +53,19 @@ ERRORS = {
         (413, "Body too large"),
     )
 }
+
+
+@blp.after_request
+def count_delivery(response: Response) -> Response:
+    """Webhook deliveries by outcome for /metrics: the applied/ignored/duplicate result of an
+    accepted delivery, else the refusal's error code (bad signature, unknown content, ...)."""
+    kind = (request.endpoint or "").rsplit(".", 1)[-1].removesuffix("_webhook")
+    outcome = g.get("webhook_outcome")
+    if outcome is None:
+        body = response.get_json(silent=True) if response.is_json else None
+        outcome = (body or {}).get("code") or f"http_{response.status_code}"
+    metrics.record_webhook_delivery(kind, outcome)
+    return response
 
 
 def _site_service() -> WebhookService:
@@ -107,7 +121,9 @@ def _verified(schema: Schema) -> tuple[WebhookService, VerifiedDelivery, dict[st
 def status_webhook():
     """A post's status changed in WordPress (published, trashed, deleted, ...)."""
     service, delivery, payload = _verified(WebhookStatusSchema())
-    return service.receive_status(delivery, payload)
+    result = service.receive_status(delivery, payload)
+    g.webhook_outcome = result["status"]
+    return result
 
 
 @blp.route("/metadata/", methods=["POST"])
@@ -121,4 +137,6 @@ def status_webhook():
 def metadata_webhook():
     """A post's terms or SEO fields changed in WordPress."""
     service, delivery, payload = _verified(WebhookMetadataSchema())
-    return service.receive_metadata(delivery, payload)
+    result = service.receive_metadata(delivery, payload)
+    g.webhook_outcome = result["status"]
+    return result

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from flask import current_app
 
+from .. import sync_schedule
 from ..auth import Principal
 from ..errors import Conflict, ConnectionFailed, NotFound, PermissionDenied
 from ..extensions import db
@@ -84,6 +85,8 @@ class ConnectionTestService:
         integration.sync_error = None if report.success else message
         integration.last_connection_test_at = utcnow()
         integration.last_connection_test_ok = report.success
+        if report.success:
+            sync_schedule.resume_after_connection_test(integration)
         db.session.commit()
         logger.info(
             "connection test of integration %s (site %s): %s%s in %d ms",

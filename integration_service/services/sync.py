@@ -13,6 +13,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import IntegrityError
 
+from .. import sync_schedule
 from ..auth import Principal
 from ..errors import Conflict, InvalidInput, NotFound, PlatformNotSupported
 from ..extensions import db
@@ -97,7 +98,7 @@ class SyncService:
             action="sync",
             direction=direction,
             status="queued",
-            details={"direction": direction, "full": full},
+            details={"direction": direction, "full": full, "trigger": sync_schedule.TRIGGER_MANUAL},
             task_id=jobs.new_task_id(),
             sync_lock=integration.id,
         )
@@ -280,6 +281,7 @@ def run_sync_job(event_id: int, task_id: str | None, retries: int = 0, max_retri
     progress = Progress(lambda done, total: jobs.heartbeat(claim, done, total))
     extra: dict[str, Any] = {}
     failure: str | None = None
+    failed_stage: str | None = None
     try:
         client = client_for(integration)
         try:
@@ -304,6 +306,7 @@ def run_sync_job(event_id: int, task_id: str | None, retries: int = 0, max_retri
         return {"status": "abandoned"}
     except PlatformError as exc:
         db.session.rollback()
+        failed_stage = exc.stage
         failure = _retry_or_fail(claim, exc, {**base_details, **counts.as_details()}, retries, max_retries)
         if failure is None:
             return {"status": "abandoned"}
@@ -326,6 +329,7 @@ def run_sync_job(event_id: int, task_id: str | None, retries: int = 0, max_retri
         status, error = "success", None
     if not jobs.finish(claim, status, details, error, done=progress.done, update_integration=True):
         return {"status": "abandoned"}
+    sync_schedule.after_sync_job(event_id, status, failed_stage)
     summary = {key: value for key, value in counts.as_details().items() if isinstance(value, int)}
     logger.info("sync event %s finished: %s %s", event_id, status, summary)
     return {"status": status}

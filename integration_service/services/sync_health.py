@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func
 
+from .. import sync_schedule
 from ..auth import Principal
 from ..extensions import db
 from ..models import Content, SyncEvent, utcnow
@@ -81,6 +82,7 @@ class SyncHealthService:
                 "sync_event_id": active.id if stuck and active is not None else None,
             },
             "recent_failures": [_event_summary(event) for event in failures],
+            "schedule": sync_schedule.schedule_status(integration, now),
             "last_webhook_at": integration.last_webhook_at,
             "last_pull_modified_gmt": integration.last_pull_modified_gmt,
             "last_structure_fetch": content_types.get("last_structure_fetch")
