@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +252,10 @@ class ServiceCollector:
             yield _recorded_families(values, definition)
 
 
-def render() -> bytes:
+def render(accept: str | None) -> tuple[bytes, str]:
+    """The exposition and its content type, negotiated on the scraper's Accept header
+    (Prometheus text format, or OpenMetrics when asked for)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceCollector())
-    return generate_latest(registry)
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

@@ -153,10 +153,10 @@ class SiteIntegration(TimestampMixin, db.Model):
     # Per post type high-water marks ({"post": "2026-...Z"}); a type without one is pulled in full.
     pull_watermarks: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Schedule (integration_service/sync_schedule.py). NULL interval = manual syncs only.
-    sync_interval_minutes: Mapped[int | None] = mapped_column(
-        Integer, default=DEFAULT_SYNC_INTERVAL_MINUTES, server_default=str(DEFAULT_SYNC_INTERVAL_MINUTES)
-    )
+    # Schedule (integration_service/sync_schedule.py). NULL interval = manual syncs only. No column
+    # default on purpose: the ORM would apply it to an explicit None. IntegrationService.create
+    # sets DEFAULT_SYNC_INTERVAL_MINUTES.
+    sync_interval_minutes: Mapped[int | None] = mapped_column(Integer)
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set (e.g. "auth_failed") when the schedule stops on its own; a passing connection test clears it.
     paused_reason: Mapped[str | None] = mapped_column(String(40))

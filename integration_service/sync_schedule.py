@@ -206,6 +206,14 @@ def _seconds_between(earlier: datetime | None, later: datetime) -> float | None:
 
 # ------------------------------------------------------------------------- job completion
 
+CARRIED_KEYS = ("trigger", "due_at", "sweep")
+
+
+def carried_details(details: dict[str, Any] | None) -> dict[str, Any]:
+    """What the runner keeps of the queued job's details in the final ones (who started it)."""
+    return {key: value for key, value in (details or {}).items() if key in CARRIED_KEYS}
+
+
 
 def after_sync_job(event_id: int, status: str, failed_stage: str | None = None) -> None:
     """Called by the sync runner once a sync job (manual or scheduled) wrote its final state:

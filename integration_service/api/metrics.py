@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 
 from flask import Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import metrics
 from ..errors import NotAuthenticated, NotFound
@@ -35,4 +34,5 @@ def _authorize() -> None:
 def prometheus_metrics():
     """Jobs by state, job durations, scheduler lag, per-site 429s, webhook deliveries by outcome."""
     _authorize()
-    return Response(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = metrics.render(request.headers.get("Accept"))
+    return Response(body, content_type=content_type)

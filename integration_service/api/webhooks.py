@@ -60,10 +60,11 @@ def count_delivery(response: Response) -> Response:
     """Webhook deliveries by outcome for /metrics: the applied/ignored/duplicate result of an
     accepted delivery, else the refusal's error code (bad signature, unknown content, ...)."""
     kind = (request.endpoint or "").rsplit(".", 1)[-1].removesuffix("_webhook")
-    outcome = g.get("webhook_outcome")
+    outcome = g.pop("webhook_outcome", None)  # popped: tests run requests in one app context
     if outcome is None:
         body = response.get_json(silent=True) if response.is_json else None
-        outcome = (body or {}).get("code") or f"http_{response.status_code}"
+        error = (body or {}).get("error") or {}
+        outcome = error.get("code") or f"http_{response.status_code}"
     metrics.record_webhook_delivery(kind, outcome)
     return response
 

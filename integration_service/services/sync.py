@@ -269,7 +269,12 @@ def run_sync_job(event_id: int, task_id: str | None, retries: int = 0, max_retri
     integration = db.session.get(SiteIntegration, event.integration_id)
     direction = event.direction or "both"
     full = bool((event.details or {}).get("full"))
-    base_details: dict[str, Any] = {"direction": direction, "full": full, "attempts": retries + 1}
+    base_details: dict[str, Any] = {
+        **sync_schedule.carried_details(event.details),
+        "direction": direction,
+        "full": full,
+        "attempts": retries + 1,
+    }
     if not integration.is_active or not integration.sync_enabled:
         message = "The integration was deactivated or its sync disabled before the job ran."
         jobs.finish(claim, "failed", base_details, message, update_integration=True)

@@ -26,7 +26,7 @@ RECONCILE_INTERVAL_MINUTES = 24 * 60
 
 def upgrade():
     with op.batch_alter_table('site_integrations', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('sync_interval_minutes', sa.Integer(), server_default=str(DEFAULT_INTERVAL_MINUTES), nullable=True))
+        batch_op.add_column(sa.Column('sync_interval_minutes', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('next_sync_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('paused_reason', sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column('sync_failure_count', sa.Integer(), server_default='0', nullable=False))
@@ -43,11 +43,12 @@ def upgrade():
             postgresql_where=sa.text(ACTIVE_JOBS), sqlite_where=sa.text(ACTIVE_JOBS),
         )
 
-    # Existing integrations join the schedule spread over one interval (and their reconcile over
+    # Existing integrations get the default interval and join the schedule spread over one interval (and their reconcile over
     # a day), so the first ticks after the deploy do not dispatch every site at once.
     integrations = sa.table(
         'site_integrations',
         sa.column('id', sa.Integer),
+        sa.column('sync_interval_minutes', sa.Integer),
         sa.column('next_sync_at', sa.DateTime(timezone=True)),
         sa.column('next_reconcile_at', sa.DateTime(timezone=True)),
     )
@@ -62,6 +63,7 @@ def upgrade():
             [
                 {
                     'row_id': row_id,
+                    'sync_interval_minutes': DEFAULT_INTERVAL_MINUTES,
                     'next_sync_at': now + timedelta(minutes=random.uniform(0, DEFAULT_INTERVAL_MINUTES)),
                     'next_reconcile_at': now + timedelta(minutes=random.uniform(0, RECONCILE_INTERVAL_MINUTES)),
                 }
