@@ -128,9 +128,13 @@ class Config:
     SYNC_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("SYNC_RETRY_BACKOFF_MAX_SECONDS", "600"))
     # Incremental pulls re-read this much before the last high-water mark (clock skew, same-second edits).
     SYNC_PULL_OVERLAP_SECONDS = int(os.environ.get("SYNC_PULL_OVERLAP_SECONDS", "120"))
-    WEBHOOK_TOLERANCE_SECONDS = 300
+    # Workers sweep stuck jobs and prune old webhook delivery ids in-process this often (0: never).
+    SYNC_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30"))
+    WEBHOOK_PRUNE_INTERVAL_SECONDS = float(os.environ.get("WEBHOOK_PRUNE_INTERVAL_SECONDS", "3600"))
+    RATELIMIT_WEBHOOKS = os.environ.get("RATELIMIT_WEBHOOKS", "1200/minute")
+    WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(64 * 1024)))
 
-    # Schedules (integration_service/sync_schedule.py); the tick itself is in CELERY beat_schedule.
+    # Schedules (integration_service/sync/schedule.py); the tick itself is in CELERY beat_schedule.
     SCHEDULER_BATCH_SIZE = int(os.environ.get("SCHEDULER_BATCH_SIZE", "500"))  # integrations claimed per tick
     SCHEDULE_JITTER_RATIO = float(os.environ.get("SCHEDULE_JITTER_RATIO", "0.1"))  # interval ± 10 %
     SCHEDULE_BACKOFF_MAX_SECONDS = float(os.environ.get("SCHEDULE_BACKOFF_MAX_SECONDS", str(6 * 3600)))

@@ -521,9 +521,9 @@ def bench_app() -> Any:
 
 def create_tenant(app: Any, site_urls: Sequence[str], name: str = "bench") -> Tenant:
     from integration_service.auth import hash_password, issue_access_token
-    from integration_service.crypto import api_key_digest, generate_api_key
     from integration_service.extensions import db
-    from integration_service.models import Account, Site, User
+    from integration_service.models import Account, User
+    from integration_service.services.accounts import create_site
 
     with app.app_context():
         account = Account(name=name)
@@ -538,16 +538,7 @@ def create_tenant(app: Any, site_urls: Sequence[str], name: str = "bench") -> Te
         db.session.add(user)
         sites = []
         for i, url in enumerate(site_urls):
-            key = generate_api_key()
-            site = Site(
-                account_id=account.id,
-                name=f"{name} site {i}",
-                url=url,
-                wp_api_key=key,
-                wp_api_key_digest=api_key_digest(key),
-            )
-            db.session.add(site)
-            sites.append((site, key))
+            sites.append(create_site(account.id, f"{name} site {i}", url))
         db.session.commit()
         token, _ttl = issue_access_token(user)
         return Tenant(

@@ -33,7 +33,7 @@ def _short(frame: str) -> tuple[str, str]:
 
 
 _WAIT_LEAVES = ("select", "poll", "wait", "recv", "readinto", "read (", "_recv", "accept", "sleep", "acquire")
-JOB_MARKERS = ("run_sync_job", "_fetch_in_app")
+JOB_MARKERS = ("sync/runner.py", "_page_or_error")
 
 
 def summarise(path: Path, top: int = 25, job_only: bool = False, cpu_only: bool = False) -> dict[str, Any]:
@@ -97,20 +97,20 @@ SYNC_THREAD_PHASES = (
     ("heartbeat / progress (UPDATE + COMMIT)", ("Progress.report",)),
     ("heartbeat / progress (UPDATE + COMMIT)", ("heartbeat (",)),
     ("marking missing posts (UPDATE)", ("_mark_missing",)),
-    ("fetching page 1 / waiting for the next page from WordPress", ("ContentSyncService._pages",)),
-    ("client setup, discovery (/wp-json/, types, taxonomies)", ("client_for", "_discover", "_load_types")),
+    ("fetching page 1 / waiting for the next page from WordPress", ("pages (",)),
+    ("client setup, discovery (/wp-json/, types, taxonomies)", ("client_for", "discover (", "_load_types")),
     ("claiming / finishing the job", ("claim (", "finish (", "_record_outcome")),
 )
 
 
 def sync_thread_breakdown(path: Path) -> dict[str, Any]:
     """Wall-clock split of the job's own thread (needs a profile recorded with ``--idle``):
-    stacks through ``run_sync_job`` that are not in a page-fetching pool thread."""
+    stacks through ``sync/runner.py`` that are not in a page-fetching pool thread."""
     phases: Counter[str] = Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_s = line.rpartition(" ")
-        if not count_s.isdigit() or "run_sync_job" not in stack or "concurrent/futures/thread.py" in stack:
+        if not count_s.isdigit() or "sync/runner.py" not in stack or "concurrent/futures/thread.py" in stack:
             continue
         count = int(count_s)
         total += count

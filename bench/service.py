@@ -60,9 +60,10 @@ class SyncRun:
 def _parse_ts(value: str | None) -> float | None:
     if not value:
         return None
-    from datetime import datetime
+    from integration_service.timeutil import parse_iso
 
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    parsed = parse_iso(value)
+    return parsed.timestamp() if parsed is not None else None
 
 
 def run_sync(

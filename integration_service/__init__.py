@@ -9,8 +9,9 @@ from typing import Any
 
 from flask import Flask, g, request
 
+from .api.base import rest_api
 from .crypto import SecretBox
-from .extensions import db, limiter, migrate, rest_api
+from .extensions import db, limiter, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     if validate is not None:
         validate(app.config)  # the effective settings, overrides included
     app.url_map.strict_slashes = False
-    hops = int(app.config.get("PROXY_FIX_HOPS", 0))
+    hops = int(app.config["PROXY_FIX_HOPS"])
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -96,7 +97,7 @@ def _configure_logging(app: Flask) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
         handler.addFilter(_RequestIdFilter())
         root.addHandler(handler)
-    root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    root.setLevel(app.config["LOG_LEVEL"])
 
 
 def _register_request_hooks(app: Flask) -> None:

@@ -20,6 +20,6 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     # Importing the task modules registers their shared_tasks with this app.
     celery_app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
-    from . import sync_schedule  # noqa: F401 - registers integration.dispatch_due_syncs
     app.extensions["celery"] = celery_app
+    celery_app.flask_app = app  # type: ignore[attr-defined]  # the worker's hooks read its config
     return celery_app

@@ -16,10 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from .auth import hash_password, issue_access_token
-from .crypto import api_key_digest, generate_api_key, secret_box
+from .crypto import secret_box
 from .extensions import db
 from .models import Account, Site, SiteIntegration, User
 from .schemas import AccountCreateSchema, SiteCreateSchema, UserCreateSchema
+from .services import accounts
 
 accounts_cli = AppGroup("accounts", help="Manage accounts.")
 users_cli = AppGroup("users", help="Manage users.")
@@ -103,13 +104,6 @@ def deactivate_user(user_id: int) -> None:
     emit({"id": user.id, "is_active": user.is_active})
 
 
-def assign_new_api_key(site: Site) -> str:
-    api_key = generate_api_key()
-    site.wp_api_key = api_key
-    site.wp_api_key_digest = api_key_digest(api_key)
-    return api_key
-
-
 @sites_cli.command("create")
 @click.option("--account", "account_id", required=True, type=int)
 @click.option("--name", required=True)
@@ -117,9 +111,7 @@ def assign_new_api_key(site: Site) -> str:
 def create_site(account_id: int, name: str, url: str) -> None:
     get_or_fail(Account, account_id, "account")
     data = load_or_fail(SiteCreateSchema, {"name": name, "url": url})
-    site = Site(account_id=account_id, name=data["name"], url=data["url"])
-    api_key = assign_new_api_key(site)
-    db.session.add(site)
+    site, api_key = accounts.create_site(account_id, data["name"], data["url"])
     db.session.commit()
     emit({"id": site.id, "wp_api_key": api_key})
 
@@ -128,7 +120,7 @@ def create_site(account_id: int, name: str, url: str) -> None:
 @click.option("--id", "site_id", required=True, type=int)
 def rotate_site_key(site_id: int) -> None:
     site = get_or_fail(Site, site_id, "site")
-    api_key = assign_new_api_key(site)
+    api_key = accounts.assign_new_api_key(site)
     db.session.commit()
     emit({"id": site.id, "wp_api_key": api_key})
 
@@ -145,7 +137,7 @@ def issue_token(email: str) -> None:
     emit({"access_token": token, "expires_in": ttl})
 
 
-def _rotate_column(model: type, column: str, rotate: Callable[[str], str]) -> int:
+def _rotate_column(model: type[Any], column: str, rotate: Callable[[str], str]) -> int:
     """Re-encrypt one encrypted column in place, reading the raw tokens (no decryption to
     Python objects, so the plaintext never leaves this function)."""
     table = model.__tablename__

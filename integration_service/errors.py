@@ -12,6 +12,8 @@ from flask import Flask, g, jsonify
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.exceptions import HTTPException
 
+from .extensions import limiter
+
 logger = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -168,14 +170,16 @@ def handle_http_exception(exc: HTTPException):
     if status in (400, 422):
         # flask-smorest/webargs put marshmallow messages on the exception.
         messages = getattr(exc, "data", {}).get("messages") if getattr(exc, "data", None) else None
-        if messages is None and getattr(exc, "exc", None) is not None:
-            messages = getattr(exc.exc, "messages", None)
+        cause = getattr(exc, "exc", None)
+        if messages is None and cause is not None:
+            messages = getattr(cause, "messages", None)
         if messages:
             details = _validation_details(messages)
             message = "The request is not valid."
         status = 400
-    if status == 405 and exc.valid_methods:
-        headers["Allow"] = ", ".join(exc.valid_methods)
+    valid_methods = getattr(exc, "valid_methods", None)  # MethodNotAllowed's
+    if status == 405 and valid_methods:
+        headers["Allow"] = ", ".join(valid_methods)
     if status == 429:
         message = "Too many requests; slow down."
         retry_after = _seconds_until_limit_resets()
@@ -186,8 +190,6 @@ def handle_http_exception(exc: HTTPException):
 
 def _seconds_until_limit_resets() -> int:
     """Seconds until the breached limit's window resets (at least 1)."""
-    from .extensions import limiter  # extensions imports this module
-
     try:
         current = limiter.current_limit
     except Exception:  # noqa: BLE001 - no limiter state for this request

@@ -192,15 +192,15 @@ def record_dispatch_skipped(count: int) -> None:
 
 def _recorded_families(values: dict[str, float], definition: Definition) -> Metric:
     if definition.buckets is None:
-        family = CounterMetricFamily(definition.name, definition.documentation, labels=definition.labels)
+        counter = CounterMetricFamily(definition.name, definition.documentation, labels=definition.labels)
         for field, value in sorted(values.items()):
-            family.add_metric(json.loads(field), value)
-        return family
+            counter.add_metric(json.loads(field), value)
+        return counter
     family = HistogramMetricFamily(definition.name, definition.documentation, labels=definition.labels)
     series = sorted({field.rsplit("|", 1)[0] for field in values})
     bounds = [*(str(float(bound)) for bound in definition.buckets), "+Inf"]
     for labels in series:
-        cumulative, buckets = 0.0, []
+        cumulative, buckets = 0.0, list[tuple[str, float]]()
         for index, bound in enumerate(bounds):
             cumulative += values.get(f"{labels}|b{index}", 0.0)
             buckets.append((bound, cumulative))
@@ -213,8 +213,8 @@ def _database_families() -> Iterator[Metric]:
 
     from .extensions import db
     from .models import ACTIVE_JOB_STATUSES, SiteIntegration, SyncEvent, utcnow
-    from .services import jobs
-    from .sync_schedule import due_conditions
+    from .sync import jobs
+    from .sync.schedule import due_conditions
 
     jobs_by_state = GaugeMetricFamily(
         "integration_jobs", "Jobs queued or running now, by event type and state.", labels=("event_type", "state")

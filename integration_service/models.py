@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +25,15 @@ from sqlalchemy.types import JSON
 
 from .crypto import EncryptedJSON, EncryptedText
 from .extensions import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import DeclarativeBase
+
+    class Model(DeclarativeBase):
+        """``db.Model`` as the type checker sees it (Flask-SQLAlchemy builds it at runtime)."""
+
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -62,9 +71,32 @@ class Role(enum.IntEnum):
 
 ROLE_NAMES = [role.name for role in Role]
 PLATFORM_TYPES = {"wordpress": "cms", "shopify": "ecommerce", "custom": "custom_api"}
-SYNC_STATUSES = ["idle", "pending", "syncing", "success", "failed"]
-JOB_STATUSES = ["queued", "running", "success", "partial", "failed"]
-ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+class SyncStatus(enum.StrEnum):
+    """An integration's ``sync_status``."""
+
+    idle = "idle"
+    pending = "pending"
+    syncing = "syncing"
+    success = "success"
+    failed = "failed"
+
+
+class JobStatus(enum.StrEnum):
+    """A job's (``SyncEvent``) ``status``."""
+
+    queued = "queued"
+    running = "running"
+    success = "success"
+    partial = "partial"
+    failed = "failed"
+
+
+SYNC_STATUSES = [status.value for status in SyncStatus]
+JOB_STATUSES = [status.value for status in JobStatus]
+ACTIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running)
+FINAL_JOB_STATUSES = (JobStatus.success, JobStatus.partial, JobStatus.failed)
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
@@ -82,7 +114,7 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
 
-class Account(TimestampMixin, db.Model):
+class Account(TimestampMixin, Model):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -97,7 +129,7 @@ class Account(TimestampMixin, db.Model):
         return self.status != "active"
 
 
-class User(TimestampMixin, db.Model):
+class User(TimestampMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -116,7 +148,7 @@ class User(TimestampMixin, db.Model):
         return Role[self.role]
 
 
-class Site(TimestampMixin, db.Model):
+class Site(TimestampMixin, Model):
     __tablename__ = "sites"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -132,7 +164,7 @@ class Site(TimestampMixin, db.Model):
     integrations = relationship("SiteIntegration", back_populates="site", cascade="all, delete-orphan")
 
 
-class SiteIntegration(TimestampMixin, db.Model):
+class SiteIntegration(TimestampMixin, Model):
     __tablename__ = "site_integrations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -153,7 +185,7 @@ class SiteIntegration(TimestampMixin, db.Model):
     # Per post type high-water marks ({"post": "2026-...Z"}); a type without one is pulled in full.
     pull_watermarks: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Schedule (integration_service/sync_schedule.py). NULL interval = manual syncs only. No column
+    # Schedule (integration_service/sync/schedule.py). NULL interval = manual syncs only. No column
     # default on purpose: the ORM would apply it to an explicit None. IntegrationService.create
     # sets DEFAULT_SYNC_INTERVAL_MINUTES.
     sync_interval_minutes: Mapped[int | None] = mapped_column(Integer)
@@ -182,7 +214,7 @@ class SiteIntegration(TimestampMixin, db.Model):
     )
 
 
-class SyncEvent(db.Model):
+class SyncEvent(Model):
     __tablename__ = "sync_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -226,7 +258,7 @@ class SyncEvent(db.Model):
     )
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One row per (site, webhook-id): the unique constraint makes deliveries idempotent."""
 
     __tablename__ = "webhook_deliveries"
@@ -241,7 +273,7 @@ class WebhookDelivery(db.Model):
     __table_args__ = (UniqueConstraint("site_id", "webhook_id"),)
 
 
-class Content(TimestampMixin, db.Model):
+class Content(TimestampMixin, Model):
     __tablename__ = "contents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -22,4 +22,5 @@ else
 fi
 
 .venv/bin/ruff check .
+.venv/bin/mypy  # [tool.mypy] in pyproject.toml: integration_service and workers
 exec .venv/bin/python -m pytest "$@"

@@ -9,9 +9,9 @@ from typing import Any
 from flask import Flask
 
 from integration_service.auth import hash_password, issue_access_token
-from integration_service.cli import assign_new_api_key
 from integration_service.extensions import db
 from integration_service.models import Account, Content, Site, SiteIntegration, SyncEvent, User
+from integration_service.services.accounts import create_site
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -52,9 +52,8 @@ class Factory:
 
     def site(self, account: Account | None = None, url: str = "https://blog.example.com") -> Site:
         account = account or self.account()
-        site = Site(account_id=account.id, name=f"Site {self._next()}", url=url)
-        site.plain_api_key = assign_new_api_key(site)  # for tests only; never persisted in plain text
-        db.session.add(site)
+        site, api_key = create_site(account.id, f"Site {self._next()}", url)
+        site.plain_api_key = api_key  # for tests only; never persisted in plain text
         db.session.commit()
         return site
 

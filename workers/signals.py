@@ -44,9 +44,10 @@ class StuckJobSweep(bootsteps.StartStopStep):
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.trefs: list[Any] = []
+        config = worker.app.flask_app.config
         self.schedule = {
-            SWEEP_TASK: float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30")),
-            PRUNE_TASK: float(os.environ.get("WEBHOOK_PRUNE_INTERVAL_SECONDS", "3600")),
+            SWEEP_TASK: float(config["SYNC_RECOVERY_INTERVAL_SECONDS"]),
+            PRUNE_TASK: float(config["WEBHOOK_PRUNE_INTERVAL_SECONDS"]),
         }
 
     def start(self, worker: Any) -> None:

@@ -7,8 +7,9 @@ from flask_limiter.util import get_remote_address
 
 from ..auth import issue_access_token, verify_user_password
 from ..errors import NotAuthenticated
-from ..extensions import ApiBlueprint, limiter
+from ..extensions import limiter
 from ..schemas import TokenRequestSchema, TokenResponseSchema
+from .base import ApiBlueprint
 
 blp = ApiBlueprint("auth", __name__, url_prefix="/api/v1/auth", description="Access tokens")
 

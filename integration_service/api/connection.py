@@ -16,8 +16,7 @@ from ..auth import current_principal, login_required
 from ..errors import ApiErrorSchema
 from ..extensions import limiter
 from ..schemas import ConnectionTestResultSchema, OnboardingRequestSchema, OnboardingResultSchema
-from ..services.connection import onboard_site
-from ..services.integrations import IntegrationService
+from ..services.connection import check_stored_connection, onboard_site
 from .integrations import SECURITY, blp
 
 
@@ -45,7 +44,7 @@ class ConnectionTestAction(MethodView):
     @blp.alt_response(501, schema=ApiErrorSchema)
     def post(self, integration_id: int):
         """Test the stored connection now (diagnostic details for every check)."""
-        return IntegrationService(current_principal()).test_connection(integration_id)
+        return check_stored_connection(current_principal(), integration_id)
 
 
 @blp.route("/test-connection/")

@@ -9,14 +9,15 @@ from flask.views import MethodView
 
 from ..auth import current_principal, login_required
 from ..errors import ApiErrorSchema
-from ..extensions import ApiBlueprint, limiter
+from ..extensions import limiter
 from ..schemas import ContentCreateSchema, ContentPageSchema, ContentQuerySchema, ContentSchema, ContentUpdateSchema
 from ..services.content import ContentService
+from .base import ApiBlueprint
 
 blp = ApiBlueprint("content", __name__, url_prefix="/api/v1/writer/content", description="Platform-side content")
 limiter.shared_limit(lambda: current_app.config["RATELIMIT_INTEGRATION"], scope="content")(blp)
 
-SECURITY = [{"bearerAuth": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKey": []}]
 
 
 def service() -> ContentService:

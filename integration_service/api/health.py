@@ -7,7 +7,8 @@ import logging
 from flask import current_app, jsonify
 from sqlalchemy import text
 
-from ..extensions import ApiBlueprint, db
+from ..extensions import db
+from .base import ApiBlueprint
 
 logger = logging.getLogger(__name__)
 

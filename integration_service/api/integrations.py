@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ..auth import current_principal, login_required
 from ..errors import ApiErrorSchema
-from ..extensions import ApiBlueprint, limiter
+from ..extensions import limiter
 from ..schemas import (
     IntegrationPageSchema,
     IntegrationQuerySchema,
@@ -15,6 +15,7 @@ from ..schemas import (
     IntegrationUpdateSchema,
 )
 from ..services.integrations import IntegrationService
+from .base import ApiBlueprint
 
 blp = ApiBlueprint(
     "integrations",
@@ -24,7 +25,7 @@ blp = ApiBlueprint(
 )
 limiter.shared_limit(lambda: current_app.config["RATELIMIT_INTEGRATION"], scope="integration")(blp)
 
-SECURITY = [{"bearerAuth": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKey": []}]
 
 
 def service() -> IntegrationService:

@@ -13,7 +13,7 @@ from flask import Response, current_app, request
 
 from .. import metrics
 from ..errors import NotAuthenticated, NotFound
-from ..extensions import ApiBlueprint
+from .base import ApiBlueprint
 
 blp = ApiBlueprint("metrics", __name__, description="Prometheus metrics")
 

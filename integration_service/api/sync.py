@@ -18,8 +18,8 @@ from ..schemas import (
     SyncRequestSchema,
     SyncStatusSchema,
 )
-from ..services.sync import SyncService
-from ..services.sync_health import SyncHealthService
+from ..sync.health import SyncHealthService
+from ..sync.requests import SyncService
 from .integrations import SECURITY, blp
 
 

@@ -16,9 +16,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import metrics
 from ..auth import authenticate
 from ..errors import ApiErrorSchema, InvalidInput, NotAuthenticated
-from ..extensions import ApiBlueprint, limiter
+from ..extensions import limiter
 from ..schemas import WebhookMetadataSchema, WebhookResultSchema, WebhookStatusSchema
 from ..services.webhooks import VerifiedDelivery, WebhookService
+from .base import ApiBlueprint
 
 blp = ApiBlueprint(
     "webhooks",
@@ -28,10 +29,9 @@ blp = ApiBlueprint(
 )
 # A generous per-site limit of its own: a bulk edit in WordPress sends one delivery per post,
 # and the integration scope's limit must not be spent by them.
-limiter.shared_limit(lambda: current_app.config.get("RATELIMIT_WEBHOOKS", "1200/minute"), scope="webhooks")(blp)
+limiter.shared_limit(lambda: current_app.config["RATELIMIT_WEBHOOKS"], scope="webhooks")(blp)
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
-SECURITY = [{"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SIGNATURE_HEADERS = [
     {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"}},
     {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "integer"}},
@@ -71,13 +71,13 @@ def count_delivery(response: Response) -> Response:
 
 def _site_service() -> WebhookService:
     principal = authenticate(allow_site_key=True)
-    if not principal.is_site:
+    if not principal.is_site or principal.site_id is None:
         raise NotAuthenticated("Webhooks are authenticated by the site's API key, not a user token.")
     return WebhookService.for_site_id(principal.site_id)
 
 
 def _raw_body() -> bytes:
-    limit = int(current_app.config.get("WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    limit = int(current_app.config["WEBHOOK_MAX_BODY_BYTES"])
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"The webhook body is larger than {limit} bytes.")
     # A chunked body has no Content-Length: read at most one byte past the cap (werkzeug stops

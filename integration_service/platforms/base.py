@@ -37,6 +37,12 @@ class PlatformError(Exception):
         self.transient = transient
         self.retry_after = retry_after
 
+    @property
+    def ends_job(self) -> bool:
+        """Retrying the job (transient) or fixing the credentials (auth) is the only way on:
+        a scan or push stops here instead of naming one item and going on."""
+        return self.transient or self.stage == "auth" or self.status_code in (401, 403)
+
 
 class PostNotFound(PlatformError):
     """The post does not exist (any more) on the platform."""
@@ -65,13 +71,25 @@ class RemotePost:
     modified_gmt: datetime | None
     taxonomies: dict[str, list[Any]] = field(default_factory=dict)  # {"categories": [ids], "tags": [ids]}
     raw: dict[str, Any] = field(default_factory=dict)
+    content_status: str = "draft"  # the status as the platform's Content has it (published, review, draft)
 
 
 @dataclass
 class PostPage:
+    """One page of a listing: the posts that can be stored, and the ones that cannot."""
+
     posts: list[RemotePost]
     total: int | None  # X-WP-Total
     total_pages: int | None  # X-WP-TotalPages
+    number: int = 1
+    problems: list[dict[str, Any]] = field(default_factory=list)  # {"external_id", "error"} per unusable post
+    error: PlatformError | None = None  # the page could not be read (the scan goes on without it)
+    incremental: bool = False  # listed with modified_after (only the posts changed since)
+
+    @property
+    def listed(self) -> int:
+        """How many posts the platform listed on the page, usable or not."""
+        return len(self.posts) + len(self.problems)
 
 
 @dataclass
@@ -81,40 +99,38 @@ class PostInput:
     content_type: str
     title: str
     content_html: str
-    status: str  # the platform's status (publish, pending, draft)
+    status: str  # Content.status (published, review, draft); the client maps it to its own
     taxonomies: dict[str, list[Any]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    content_id: int | None = None  # the platform content this post mirrors (stored with the post)
 
 
 class PlatformClient(Protocol):
+    """What the sync engine and the connection test use. A client holds a pooled session: use
+    it as a context manager (``with client_for(integration) as client:``)."""
+
+    def __enter__(self) -> PlatformClient: ...
+
+    def __exit__(self, *exc_info: Any) -> None: ...
+
     def test_connection(self) -> ConnectionReport: ...
 
     def fetch_structure(self) -> dict[str, Any]:
         """{"post_types": {slug: {...,"rest_base","taxonomies"}}, "taxonomies": {slug: {...}}}"""
         ...
 
-    def list_posts(
+    def pages(
         self,
         content_type: str,
-        page: int,
-        per_page: int = 100,
         modified_after: datetime | None = None,
-        fields: list[str] | None = None,
-        status: str | list[str] | None = None,
-    ) -> PostPage:
-        """One page, oldest modification first (``modified_after`` is exclusive). ``status``
-        defaults to every status but trash when the client can authenticate, else published.
-        A page past the end is empty."""
+        *,
+        per_page: int = 100,
+        concurrency: int = 1,
+    ) -> Iterator[PostPage]:
+        """Every page of a content type, in id order (``modified_after`` is exclusive; a client
+        that cannot filter by it lists everything and says so with ``page.incremental``). Pages
+        carry valid posts and per-post problems; an unreadable page carries ``error``."""
         ...
-
-    def iter_posts(
-        self,
-        content_type: str,
-        modified_after: datetime | None = None,
-        per_page: int = 100,
-        fields: list[str] | None = None,
-        status: str | list[str] | None = None,
-    ) -> Iterator[PostPage]: ...
 
     def get_post(self, content_type: str, external_id: str) -> RemotePost:
         """Raises PostNotFound when the post does not exist."""
@@ -128,5 +144,3 @@ class PlatformClient(Protocol):
     def update_post(self, external_id: str, post: PostInput) -> RemotePost:
         """Raises PostNotFound when the post does not exist."""
         ...
-
-    def close(self) -> None: ...

@@ -55,14 +55,15 @@ class HttpSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
+        """The settings declared in ``config.Config`` (an app's ``app.config``)."""
         return cls(
-            connect_timeout=float(config.get("WP_CONNECT_TIMEOUT", 5)),
-            read_timeout=float(config.get("WP_READ_TIMEOUT", 30)),
-            max_retries=int(config.get("WP_MAX_RETRIES", 3)),
-            max_response_bytes=int(config.get("WP_MAX_RESPONSE_BYTES", 20 * 1024 * 1024)),
-            allow_private=bool(config.get("ALLOW_PRIVATE_TARGETS", False)),
-            pool_size=max(1, int(config.get("WP_CONCURRENCY", 4))),
-            max_retry_wait=float(config.get("WP_MAX_RETRY_WAIT", 30)),
+            connect_timeout=float(config["WP_CONNECT_TIMEOUT"]),
+            read_timeout=float(config["WP_READ_TIMEOUT"]),
+            max_retries=int(config["WP_MAX_RETRIES"]),
+            max_response_bytes=int(config["WP_MAX_RESPONSE_BYTES"]),
+            allow_private=bool(config["ALLOW_PRIVATE_TARGETS"]),
+            pool_size=max(1, int(config["WP_CONCURRENCY"])),
+            max_retry_wait=float(config["WP_MAX_RETRY_WAIT"]),
         )
 
 

@@ -27,7 +27,7 @@ def is_supported(platform: str) -> bool:
 
 
 def client_for(integration: Any, settings: HttpSettings | None = None) -> PlatformClient:
-    """A new client for the integration (one pooled session; call ``close()`` when done).
+    """A new client for the integration (one pooled session: use it in a ``with`` block).
 
     Raises ``PlatformNotSupported`` (501 ``platform_not_supported``) for shopify and custom.
     """

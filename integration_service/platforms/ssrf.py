@@ -97,7 +97,7 @@ def resolve_host(host: str, port: int) -> list[IPAddress]:
         raise DnsFailure(f"The host name {host} is not valid.") from exc
     addresses: list[IPAddress] = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:

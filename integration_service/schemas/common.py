@@ -19,10 +19,8 @@ from marshmallow import (
 
 from ..crypto import mask_secret
 from ..models import (
-    JOB_STATUSES,
     PLATFORM_TYPES,
     ROLE_NAMES,
-    SYNC_DIRECTIONS,
     SYNC_STATUSES,
 )
 
@@ -186,5 +184,3 @@ class SiteCreateSchema(StrictSchema):
     url = fields.String(required=True, validate=validate_http_url)
 
 
-JOB_STATUS_VALIDATOR = validate.OneOf(JOB_STATUSES)
-DIRECTION_VALIDATOR = validate.OneOf(SYNC_DIRECTIONS)

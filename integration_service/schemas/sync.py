@@ -4,12 +4,12 @@ site structure the WordPress plugin pushes."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ..models import JOB_STATUSES, SYNC_DIRECTIONS, SYNC_STATUSES
+from ..timeutil import parse_iso
 from .common import StrictSchema
 
 MAX_STRUCTURE_BYTES = 256 * 1024
@@ -75,6 +75,9 @@ class SyncEventSchema(Schema):
 
     def dump_details(self, obj: Any) -> dict[str, Any]:
         details = dict(obj.details or {})
+        if obj.event_type == "sync" and obj.direction:
+            # Stored once, in the column; the details have always shown it too.
+            details = {"direction": obj.direction, **details}
         # A queued structure update carries the pushed payload; show its size, not the payload.
         if "structure" in details:
             structure = details.pop("structure") or {}
@@ -92,7 +95,7 @@ class SyncStatusSchema(Schema):
 
 
 class ScheduleStatusSchema(Schema):
-    """The integration's schedule (integration_service/sync_schedule.py ``schedule_status``)."""
+    """The integration's schedule (integration_service/sync/schedule.py ``schedule_status``)."""
 
     enabled = fields.Boolean()
     interval_minutes = fields.Integer(allow_none=True)
@@ -166,10 +169,8 @@ class SiteStructureSchema(Schema):
 
     @validates("timestamp")
     def validate_timestamp(self, value: str, **kwargs: Any) -> None:
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValidationError("Send an ISO 8601 date and time.") from exc
+        if parse_iso(value) is None:
+            raise ValidationError("Send an ISO 8601 date and time.")
 
     @validates_schema
     def validate_size(self, data: dict, **kwargs: Any) -> None:

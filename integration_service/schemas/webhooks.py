@@ -7,11 +7,11 @@ not have its deliveries rejected (the plugin drops a delivery answered 400 for g
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 
+from ..timeutil import as_utc
 from .common import validate_http_url
 
 __all__ = [
@@ -46,15 +46,6 @@ _POST_ID = validate.Range(min=1, max=2**63 - 1)
 _POST_TYPE = validate.Regexp(r"^[a-z0-9_-]{1,64}$", error="Enter a WordPress post type slug.")
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    # WordPress's *_gmt values come without an offset; they are UTC.
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def _depth(value: Any, level: int = 0) -> int:
     if isinstance(value, dict):
         return max([_depth(item, level + 1) for item in value.values()], default=level + 1)
@@ -73,7 +64,7 @@ class _WebhookBodySchema(Schema):
 
     @post_load
     def normalise_dates(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["modified_gmt"] = _as_utc(data.get("modified_gmt"))
+        data["modified_gmt"] = as_utc(data.get("modified_gmt"))
         return data
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 
 from flask import current_app
 
-from .. import sync_schedule
 from ..auth import Principal
 from ..errors import Conflict, ConnectionFailed, NotFound, PermissionDenied
 from ..extensions import db
@@ -23,6 +22,9 @@ from ..platforms import registry
 from ..platforms.base import ConnectionReport
 from ..platforms.http import HttpSettings
 from ..platforms.redact import basic_token, scrub, secret_variants
+from ..sync import schedule
+from . import access
+from .integrations import IntegrationService
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +58,8 @@ class ConnectionTestService:
         db.session.commit()
         started_at = utcnow()
         started = time.monotonic()
-        try:
+        with client:
             report = client.test_connection()
-        finally:
-            client.close()
         duration_ms = int((time.monotonic() - started) * 1000)
         secrets = _secrets_of(integration)
         details = scrub(dict(report.details), secrets)
@@ -86,7 +86,7 @@ class ConnectionTestService:
         integration.last_connection_test_at = utcnow()
         integration.last_connection_test_ok = report.success
         if report.success:
-            sync_schedule.resume_after_connection_test(integration)
+            schedule.resume_after_connection_test(integration)
         db.session.commit()
         logger.info(
             "connection test of integration %s (site %s): %s%s in %d ms",
@@ -99,9 +99,10 @@ class ConnectionTestService:
         return report
 
 
-def check_integration_connection(integration: SiteIntegration) -> ConnectionReport:
-    """Test and raise ``ConnectionFailed`` (400 ``connection_failed``) when the test fails."""
-    report = ConnectionTestService().run(integration)
+def check_stored_connection(principal: Principal, integration_id: int) -> ConnectionReport:
+    """``POST /integrations/{id}/test_connection/``: test the stored connection and raise
+    ``ConnectionFailed`` (400 ``connection_failed``) when the test fails."""
+    report = ConnectionTestService().run(access.get_integration(principal, integration_id))
     if not report.success:
         raise ConnectionFailed(report.message, details=report.details)
     return report
@@ -156,8 +157,6 @@ def _find_or_create_wordpress_integration(site: Site, api_key: str, site_url: st
     existing = _wordpress_integration(site.id)
     if existing is not None:
         return existing, False
-    from .integrations import IntegrationService
-
     site_principal = Principal(account_id=site.account_id, role=Role.editor, site_id=site.id)
     try:
         integration = IntegrationService(site_principal).create(

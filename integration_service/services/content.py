@@ -11,8 +11,8 @@ from ..auth import Principal
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..models import Content
+from ..timeutil import parse_iso
 from . import access
-from .content_sync import _parse_iso
 from .pagination import paginate
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ContentService:
         if "conflict" in data and data["conflict"] is None and content.conflict:
             # Resolving a conflict keeps the platform copy: the WordPress edit is acknowledged,
             # so the next push overwrites it.
-            remote_modified = _parse_iso(content.conflict.get("remote_modified_gmt"))
+            remote_modified = parse_iso(content.conflict.get("remote_modified_gmt"))
             if remote_modified is not None:
                 content.external_modified_gmt = remote_modified
             content.conflict = None

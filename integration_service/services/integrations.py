@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from .. import sync_schedule
 from ..auth import Principal
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
 from ..models import DEFAULT_SYNC_INTERVAL_MINUTES, PLATFORM_TYPES, SiteIntegration
+from ..sync import schedule
 from . import access
 from .pagination import paginate
 
@@ -61,7 +61,7 @@ class IntegrationService:
             is_active=data.get("is_active", True),
             sync_enabled=data.get("sync_enabled", True),
         )
-        sync_schedule.apply_interval(integration, data.get("sync_interval_minutes", DEFAULT_SYNC_INTERVAL_MINUTES))
+        schedule.apply_interval(integration, data.get("sync_interval_minutes", DEFAULT_SYNC_INTERVAL_MINUTES))
         db.session.add(integration)
         self._commit_unique(site.id, data["platform"])
         logger.info("integration %s created for site %s (%s)", integration.id, site.id, integration.platform)
@@ -93,14 +93,9 @@ class IntegrationService:
             if name in data:
                 setattr(integration, name, data[name])
         if "sync_interval_minutes" in data and data["sync_interval_minutes"] != integration.sync_interval_minutes:
-            sync_schedule.apply_interval(integration, data["sync_interval_minutes"])
+            schedule.apply_interval(integration, data["sync_interval_minutes"])
         db.session.commit()
         return integration
-
-    def test_connection(self, integration_id: int) -> Any:
-        from .connection import check_integration_connection  # platform code stays out of CRUD
-
-        return check_integration_connection(self.get(integration_id))
 
     def delete(self, integration_id: int) -> None:
         integration = self.get(integration_id)

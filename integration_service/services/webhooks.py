@@ -45,8 +45,9 @@ from sqlalchemy.exc import IntegrityError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ..errors import Conflict, NotAuthenticated, NotFound
-from ..extensions import db
+from ..extensions import db, rowcount
 from ..models import Content, Site, SiteIntegration, SyncEvent, WebhookDelivery, utcnow
+from ..timeutil import iso_z, parse_iso
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +113,6 @@ def verify_signature(secret: str, headers: Any, body: bytes) -> VerifiedDelivery
     return VerifiedDelivery(webhook_id=webhook_id, timestamp=datetime.fromtimestamp(int(timestamp), UTC))
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
 def prune_deliveries(now: datetime | None = None) -> int:
     """Forget delivery ids older than WEBHOOK_DEDUPE_RETENTION_HOURS (the plugin retries one id
     for at most a day, so older ids cannot come back). Returns how many were deleted."""
@@ -123,7 +120,7 @@ def prune_deliveries(now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - timedelta(hours=hours)
     result = db.session.execute(db.delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff))
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)
 
 
 class WebhookService:
@@ -238,9 +235,9 @@ class WebhookService:
 
     def _apply_status(self, content: Content, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         modified_gmt = payload.get("modified_gmt")
-        details: dict[str, Any] = {"post_status": payload["post_status"], "modified_gmt": _iso(modified_gmt)}
+        details: dict[str, Any] = {"post_status": payload["post_status"], "modified_gmt": iso_z(modified_gmt)}
         if self._is_stale(content, modified_gmt):
-            details["stored_modified_gmt"] = _iso(self._stored_mark(content))
+            details["stored_modified_gmt"] = iso_z(self._stored_mark(content))
             return "ignored", details
         details["previous_status"] = content.external_status
         content.external_status = payload["post_status"]
@@ -257,10 +254,10 @@ class WebhookService:
         metadata: dict[str, Any] = payload["metadata"]
         modified_gmt = payload.get("modified_gmt")
         if modified_gmt is None and isinstance(metadata.get("modified_gmt"), str):
-            modified_gmt = _parse_iso(metadata["modified_gmt"])
-        details: dict[str, Any] = {"modified_gmt": _iso(modified_gmt)}
+            modified_gmt = parse_iso(metadata["modified_gmt"])
+        details: dict[str, Any] = {"modified_gmt": iso_z(modified_gmt)}
         if self._is_stale(content, modified_gmt):
-            details["stored_modified_gmt"] = _iso(self._stored_mark(content))
+            details["stored_modified_gmt"] = iso_z(self._stored_mark(content))
             return "ignored", details
         # Terms are replaced per taxonomy (the plugin sends each one's full current set);
         # taxonomies it does not mention are kept. Other metadata keys are merged the same way.
@@ -358,11 +355,3 @@ class WebhookService:
             "sync_event_id": event_id,
             "message": message,
         }
-
-
-def _parse_iso(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -226,7 +226,7 @@ def test_suspended_account_api_key_is_401(client, account, site):
 
 
 def test_rotated_api_key_stops_working(client, site):
-    from integration_service.cli import assign_new_api_key
+    from integration_service.services.accounts import assign_new_api_key
 
     old_key = site.plain_api_key
     new_key = assign_new_api_key(site)

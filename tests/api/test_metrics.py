@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from integration_service import metrics, sync_schedule
+from integration_service import metrics
 from integration_service.models import utcnow
+from integration_service.sync import schedule
 from tests.workers.fakewp import make_integration
 
 URL = "/metrics"
@@ -55,7 +56,7 @@ def test_a_scheduled_sync_shows_in_durations_lag_and_dispatch_counts(client, fac
     )
     assert scrape(client)[("integration_scheduler_due", ())] == 1
 
-    sync_schedule.dispatch_due()
+    schedule.dispatch_due()
 
     samples = scrape(client)
     labels = (("status", "success"), ("trigger", "scheduled"))

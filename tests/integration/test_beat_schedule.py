@@ -3,9 +3,6 @@ due integration with no API call, and the worker's metrics reach /metrics throug
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,21 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integration_service.extensions import db
 from integration_service.models import Content, SiteIntegration, SyncEvent, utcnow
-from tests.integration.conftest import REPO_ROOT, Worker
-from tests.workers.fakewp import FakeWordPress, make_integration
+from tests.integration.conftest import Worker, spawn_celery
+from tests.workers.fakewp import make_integration
 
 pytestmark = pytest.mark.integration
 
 TICK_SECONDS = "1"
-
-
-@pytest.fixture
-def served_wp() -> Iterator[FakeWordPress]:
-    fake = FakeWordPress()
-    server = fake.serve()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -40,25 +28,11 @@ def start_beat(app, database_url: str, redis_url: str, tmp_path: Path) -> Iterat
     processes: list[Worker] = []
 
     def start() -> Worker:
-        log_path = tmp_path / "beat.log"
-        env = {
-            **os.environ,
-            "APP_ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": app.config["SECRET_KEY"],
-            "ENCRYPTION_KEYS": app.config["ENCRYPTION_KEYS"],
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SCHEDULER_TICK_SECONDS": TICK_SECONDS,
-            "PYTHONUNBUFFERED": "1",
-        }
         schedule_file = str(tmp_path / "celerybeat-schedule")  # beat's own state (last run times)
-        command = [sys.executable, "-m", "celery", "-A", "celery_app", "beat", "-s", schedule_file, "--loglevel=INFO"]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        beat = Worker(process, log_path)
+        args = ["beat", "-s", schedule_file, "--loglevel=INFO"]
+        beat = spawn_celery(
+            app, database_url, redis_url, tmp_path, "beat.log", args, SCHEDULER_TICK_SECONDS=TICK_SECONDS
+        )
         processes.append(beat)
         return beat
 

@@ -8,10 +8,11 @@ import logging
 import pytest
 import responses
 
+from integration_service.auth import Principal
 from integration_service.errors import ConnectionFailed, PlatformNotSupported
 from integration_service.extensions import db
-from integration_service.models import SyncEvent
-from integration_service.services.connection import ConnectionTestService, check_integration_connection
+from integration_service.models import Role, SyncEvent
+from integration_service.services.connection import ConnectionTestService, check_stored_connection
 from tests.platforms.fakes import (
     APP_PASSWORD,
     SITE,
@@ -60,7 +61,8 @@ def test_success_records_an_event_and_marks_the_integration_healthy(mocked, inte
 def test_failure_records_the_stage_and_deactivates(mocked, integration) -> None:
     mocked.get(f"{SITE}/wp-json/", status=500)
     with pytest.raises(ConnectionFailed) as excinfo:
-        check_integration_connection(integration)
+        principal = Principal(account_id=integration.site.account_id, role=Role.editor, site_id=integration.site_id)
+        check_stored_connection(principal, integration.id)
     assert excinfo.value.details["stage"] == "http"
     [event] = events()
     assert event.status == "failed" and event.details["stage"] == "http" and "500" in event.error_message

@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import html
 import logging
-import re
-import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import ConnectionReport, PlatformError, PostInput, PostNotFound, PostPage, RemotePost
-from .http import HttpResponse, HttpSettings, HttpTransport, parse_retry_after
-from .redact import basic_token, safe_text, safe_wp_code, scrub, secret_variants
+from ..base import ConnectionReport, PlatformError, PostInput, PostNotFound, PostPage, RemotePost
+from ..http import TRANSIENT_STATUSES, HttpResponse, HttpSettings, HttpTransport, parse_retry_after
+from ..redact import basic_token, safe_wp_code, scrub, secret_variants
+from .diagnostics import ConnectionDiagnostics
+from .mapping import (
+    CORE_NAMESPACE,
+    META_CONTENT_ID,
+    format_wp_datetime,
+    post_problem,
+    safe_id,
+    structure_entry,
+    to_remote_post,
+    wordpress_status,
+    wp_error,
+)
 
 logger = logging.getLogger(__name__)
 
-PLUGIN_NAMESPACE = "igny8/v1"
-CORE_NAMESPACE = "wp/v2"
 INDEX_FIELDS = "name,description,url,home,gmt_offset,timezone_string,namespaces,authentication"
 REST_BLOCKED_CODES = frozenset(
     {
@@ -37,13 +46,7 @@ REST_BLOCKED_CODES = frozenset(
         "rest_api_disabled",
     }
 )
-_GENERATOR_PATTERNS = (
-    re.compile(rb'generator="WordPress/([0-9][0-9A-Za-z.\-]*)"'),
-    re.compile(rb"<generator>https?://wordpress\.org/\?v=([0-9][0-9A-Za-z.\-]*)</generator>"),
-    re.compile(rb'<meta name="generator" content="WordPress ([0-9][0-9A-Za-z.\-]*)"'),
-)
 _WP_FINGERPRINTS = (b"/wp-content/", b"/wp-includes/", b'content="WordPress', b"wp-json")
-META_CONTENT_ID = "_igny8_content_id"
 
 
 @dataclass(frozen=True)
@@ -78,66 +81,6 @@ class _Probe:
     @property
     def status(self) -> int | None:
         return self.response.status_code if self.response is not None else None
-
-
-class _StageFailure(Exception):
-    """Ends a connection test at a stage (internal to ``test_connection``)."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(message)
-        self.stage = stage
-        self.message = message
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
-def parse_wp_datetime(value: Any) -> datetime | None:
-    """WordPress ``*_gmt`` fields: ``2024-05-01T10:00:00`` (UTC, no suffix)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def format_wp_datetime(value: datetime) -> str:
-    """ISO 8601 in UTC with ``Z``; WordPress converts it to the site's timezone itself."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _rendered_or_raw(value: Any, prefer_raw: bool = True) -> str:
-    if isinstance(value, dict):
-        if prefer_raw and isinstance(value.get("raw"), str):
-            return value["raw"]
-        rendered = value.get("rendered")
-        return rendered if isinstance(rendered, str) else ""
-    return value if isinstance(value, str) else ""
-
-
-def _structure_entry(slug: str, item: dict[str, Any], related: str) -> dict[str, Any]:
-    """A post type or taxonomy as stored in content_types; ``related`` is the list that links
-    the two (a type's ``taxonomies``, a taxonomy's ``types``)."""
-    return {
-        "name": item.get("name"),
-        "slug": item.get("slug", slug),
-        "rest_base": item.get("rest_base") or slug,
-        "rest_namespace": item.get("rest_namespace") or CORE_NAMESPACE,
-        "hierarchical": bool(item.get("hierarchical")),
-        related: list(item.get(related) or []),
-    }
-
-
-def _wp_error(response: HttpResponse) -> tuple[str | None, str | None]:
-    data = response.json_or_none()
-    if isinstance(data, dict):
-        return safe_wp_code(data.get("code")), safe_text(data.get("message"))
-    return None, None
 
 
 class WordPressClient:
@@ -182,6 +125,21 @@ class WordPressClient:
     def has_api_key(self) -> bool:
         return bool(self._api_key)
 
+    @property
+    def username(self) -> str | None:
+        return self._username
+
+    @property
+    def incomplete_app_password(self) -> str | None:
+        """The half of the Application Password credentials that is missing, if only one is set."""
+        if bool(self._username) == bool(self._app_password):
+            return None
+        return "app_password" if self._username else "username"
+
+    def test_connection(self) -> ConnectionReport:
+        """Diagnose the connection step by step (see ``diagnostics``); never raises for a failing site."""
+        return ConnectionDiagnostics(self).run()
+
     def close(self) -> None:
         self.http.close()
 
@@ -195,7 +153,7 @@ class WordPressClient:
         """``value`` with this client's credentials replaced (for reports and messages)."""
         return scrub(value, self._secrets)
 
-    def _site_base(self) -> str:
+    def site_base(self) -> str:
         return self.site_url.rstrip("/") + "/"
 
     def _auth(self, mode: str | None) -> dict[str, str]:
@@ -209,7 +167,7 @@ class WordPressClient:
     def _default_auth(self) -> str | None:
         return "app" if self.has_app_password else None
 
-    def _call(
+    def call(
         self,
         method: str,
         route: str,
@@ -229,14 +187,14 @@ class WordPressClient:
         status = response.status_code
         if status < 400:
             return
-        code, message = _wp_error(response)
+        code, message = wp_error(response)
         detail = f" ({code}: {message})" if code and message else (f" ({code})" if code else "")
         if status in (401, 403):
             hint = "" if self.has_app_password else " An Application Password is needed for this."
             raise PlatformError(
                 self.scrub(f"WordPress refused {what}: HTTP {status}{detail}.{hint}"), stage="auth", status_code=status
             )
-        transient = status in (429, 502, 503, 504)
+        transient = status in TRANSIENT_STATUSES
         retry_after = parse_retry_after(response.headers.get("Retry-After")) if transient else None
         raise PlatformError(
             self.scrub(f"WordPress answered HTTP {status} to {what}{detail}."),
@@ -261,7 +219,8 @@ class WordPressClient:
 
     def root(self) -> RestRoot:
         if self._root is None:
-            self._root, _ = self._discover()
+            self.discover()
+        assert self._root is not None
         return self._root
 
     def _probe(self, url: str, params: dict[str, Any], auth: str | None = None) -> _Probe:
@@ -282,12 +241,13 @@ class WordPressClient:
             return _Probe("html", response)
         return _Probe("other", response, data)
 
-    def _discover(self) -> tuple[RestRoot, list[dict[str, Any]]]:
-        """Find the REST root; raise PlatformError with the stage that explains a failure."""
+    def discover(self) -> tuple[RestRoot, list[dict[str, Any]]]:
+        """Find the REST root (kept for later calls) and the attempts made; raise PlatformError
+        with the stage that explains a failure."""
         attempts: list[dict[str, Any]] = []
         candidates = (
-            ("pretty", self._site_base() + "wp-json/", {"_fields": INDEX_FIELDS}),
-            ("query", self._site_base(), {"rest_route": "/", "_fields": INDEX_FIELDS}),
+            ("pretty", self.site_base() + "wp-json/", {"_fields": INDEX_FIELDS}),
+            ("query", self.site_base(), {"rest_route": "/", "_fields": INDEX_FIELDS}),
         )
         probes: list[_Probe] = []
         for style, url, params in candidates:
@@ -300,7 +260,8 @@ class WordPressClient:
                 assert probe.response is not None
                 final = probe.response.url.split("?", 1)[0]
                 base = final if style == "query" else (final if final.endswith("/") else final + "/")
-                return RestRoot(style=style, base=base, index=probe.data), attempts
+                self._root = RestRoot(style=style, base=base, index=probe.data)
+                return self._root, attempts
             probes.append(probe)
             if probe.kind == "server_error":
                 assert probe.response is not None
@@ -311,7 +272,7 @@ class WordPressClient:
                     f"The site answered HTTP {probe.status} at {url}: {failing}.",
                     stage="http",
                     status_code=probe.status,
-                    transient=probe.status in (429, 502, 503, 504),
+                    transient=probe.status in TRANSIENT_STATUSES,
                 )
         raise self._discovery_failure(probes)
 
@@ -363,236 +324,11 @@ class WordPressClient:
 
     # -- connection test -------------------------------------------------------------------
 
-    def test_connection(self) -> ConnectionReport:
-        """Diagnose the connection step by step; never raises for a failing site."""
-        started = time.monotonic()
-        checks: list[dict[str, Any]] = []
-        details: dict[str, Any] = {
-            "site_url": self.site_url,
-            "credentials": {"application_password": self.has_app_password, "api_key": self.has_api_key},
-            "checks": checks,
-        }
-        messages: list[str] = []
-        try:
-            self._check_credentials_configured(checks)
-            root = self._check_rest_api(checks, details)
-            self._check_app_password(checks, details, messages)
-            plugin_status = self._check_plugin(root, checks, details, messages)
-            self._check_version(root, plugin_status, checks, details)
-        except _StageFailure as failure:
-            details["stage"] = failure.stage
-            details["duration_ms"] = _ms(started)
-            return ConnectionReport(False, self.scrub(failure.message), self.scrub(details))
-        details["duration_ms"] = _ms(started)
-        name = details.get("site_name") or self.site_url
-        version = details.get("wordpress_version")
-        summary = f"Connected to {name}" + (f" (WordPress {version})" if version else "") + "."
-        return ConnectionReport(True, self.scrub(" ".join([summary, *messages])), self.scrub(details))
-
-    def _check_credentials_configured(self, checks: list[dict[str, Any]]) -> None:
-        if bool(self._username) != bool(self._app_password):
-            missing = "app_password" if self._username else "username"
-            checks.append({"name": "credentials", "outcome": "failed", "message": f"{missing} is missing."})
-            raise _StageFailure("auth", f"The Application Password credentials are incomplete: {missing} is missing.")
-        if not self.has_app_password and not self.has_api_key:
-            checks.append({"name": "credentials", "outcome": "failed", "message": "No credentials configured."})
-            raise _StageFailure(
-                "auth", "The integration has no credentials: add an API key or an Application Password."
-            )
-
-    def _check_rest_api(self, checks: list[dict[str, Any]], details: dict[str, Any]) -> RestRoot:
-        started = time.monotonic()
-        check: dict[str, Any] = {"name": "rest_api"}
-        checks.append(check)
-        try:
-            root, attempts = self._discover()
-        except PlatformError as exc:
-            check.update(outcome="failed", stage=exc.stage, message=exc.message, duration_ms=_ms(started))
-            if exc.status_code:
-                check["status_code"] = exc.status_code
-            raise _StageFailure(exc.stage, exc.message) from None
-        self._root = root
-        index = root.index
-        namespaces = root.namespaces
-        check.update(outcome="ok", style=root.style, attempts=attempts, duration_ms=_ms(started))
-        details.update(
-            rest_api_root=root.base if root.style == "pretty" else root.base + "?rest_route=/",
-            rest_style=root.style,
-            site_name=html.unescape(str(index.get("name") or "")) or None,
-            site_description=html.unescape(str(index.get("description") or "")) or None,
-            site_home=index.get("home") if isinstance(index.get("home"), str) else None,
-            namespaces=namespaces,
-            plugin_present=PLUGIN_NAMESPACE in namespaces,
-            application_passwords_available="application-passwords" in (index.get("authentication") or {}),
-        )
-        home = details.get("site_home")
-        if isinstance(home, str) and urlsplit(home).hostname != urlsplit(self.site_url).hostname:
-            warning = f"WordPress calls itself {home}; consider using that as the site URL."
-            check["warning"] = warning
-            details.setdefault("warnings", []).append(warning)
-        if CORE_NAMESPACE not in namespaces:
-            message = "The WordPress REST API answers, but its core routes (wp/v2) are turned off."
-            check.update(outcome="failed", stage="rest_disabled", message=message)
-            raise _StageFailure("rest_disabled", message)
-        return root
-
-    def _check_app_password(self, checks: list[dict[str, Any]], details: dict[str, Any], messages: list[str]) -> None:
-        check: dict[str, Any] = {"name": "application_password"}
-        checks.append(check)
-        if not self.has_app_password:
-            check.update(outcome="not_configured")
-            return
-        started = time.monotonic()
-        try:
-            response = self._call(
-                "GET",
-                f"{CORE_NAMESPACE}/users/me",
-                params={"context": "edit", "_fields": "id,name,slug,roles,capabilities"},
-                auth="app",
-            )
-        except PlatformError as exc:
-            check.update(outcome="failed", stage=exc.stage, message=exc.message, duration_ms=_ms(started))
-            raise _StageFailure(exc.stage, exc.message) from None
-        check["duration_ms"] = _ms(started)
-        check["status_code"] = response.status_code
-        data = response.json_or_none()
-        if response.status_code in (401, 403):
-            code, wp_message = _wp_error(response)
-            hint = ""
-            if not details.get("application_passwords_available"):
-                hint = (
-                    " Application Passwords are not available on this site (WordPress turns them off on plain"
-                    " http unless the environment type is local, and plugins can disable them)."
-                )
-            message = (
-                f"WordPress rejected the Application Password for user {self._username!r} "
-                f"(HTTP {response.status_code}{', ' + code if code else ''}).{hint}"
-            )
-            check.update(outcome="failed", stage="auth", message=message, wp_code=code, wp_message=wp_message)
-            raise _StageFailure("auth", message)
-        if response.status_code != 200 or not isinstance(data, dict) or "id" not in data:
-            message = f"WordPress answered HTTP {response.status_code} to /wp/v2/users/me instead of the user."
-            check.update(outcome="failed", stage="http", message=message)
-            raise _StageFailure("http", message)
-        capabilities = data.get("capabilities") if isinstance(data.get("capabilities"), dict) else {}
-        user = {
-            "id": data.get("id"),
-            "name": data.get("name"),
-            "slug": data.get("slug"),
-            "roles": data.get("roles") if isinstance(data.get("roles"), list) else [],
-            "can_edit_posts": bool(capabilities.get("edit_posts")),
-            "can_publish_posts": bool(capabilities.get("publish_posts")),
-        }
-        check.update(outcome="ok", user=user)
-        details["authenticated_user"] = user
-        messages.append(f"Application Password accepted for {user['name'] or self._username}.")
-        if not user["can_publish_posts"]:
-            warning = "The WordPress user cannot publish posts; publishing from the service will fail."
-            check["warning"] = warning
-            details.setdefault("warnings", []).append(warning)
-
-    def _check_plugin(
-        self, root: RestRoot, checks: list[dict[str, Any]], details: dict[str, Any], messages: list[str]
-    ) -> dict[str, Any] | None:
-        check: dict[str, Any] = {"name": "plugin"}
-        checks.append(check)
-        present = PLUGIN_NAMESPACE in root.namespaces
-        check["present"] = present
-        if not self.has_api_key:
-            check.update(outcome="not_configured")
-            return None
-        if not present:
-            if self.has_app_password:
-                # The Application Password is enough for the REST API; the key only matters to the
-                # plugin, which is not there to use it.
-                check.update(outcome="skipped", message="The IGNY8 Bridge plugin is not active; the API key is unused.")
-                messages.append("The IGNY8 Bridge plugin is not active (optional with an Application Password).")
-                return None
-            message = (
-                f"The IGNY8 Bridge plugin is not active on this site (REST namespace {PLUGIN_NAMESPACE} is"
-                " missing): install and activate it, or add an Application Password."
-            )
-            check.update(outcome="failed", stage="plugin", message=message)
-            raise _StageFailure("plugin", message)
-        started = time.monotonic()
-        try:
-            response = self._call("GET", f"{PLUGIN_NAMESPACE}/status", auth="plugin")
-        except PlatformError as exc:
-            check.update(outcome="failed", stage=exc.stage, message=exc.message, duration_ms=_ms(started))
-            raise _StageFailure(exc.stage, exc.message) from None
-        check.update(status_code=response.status_code, duration_ms=_ms(started))
-        data = response.json_or_none()
-        if response.status_code in (401, 403):
-            code, _ = _wp_error(response)
-            message = (
-                f"The IGNY8 Bridge plugin rejected the API key (HTTP {response.status_code}"
-                f"{', ' + code if code else ''}): save the site's current API key in the plugin settings."
-            )
-            check.update(outcome="failed", stage="auth", message=message, wp_code=code)
-            raise _StageFailure("auth", message)
-        if response.status_code == 404:
-            message = f"The IGNY8 Bridge plugin has no status route ({PLUGIN_NAMESPACE}/status): update the plugin."
-            check.update(outcome="failed", stage="plugin", message=message)
-            raise _StageFailure("plugin", message)
-        if response.status_code != 200 or not isinstance(data, dict):
-            message = f"The IGNY8 Bridge plugin answered HTTP {response.status_code} to its status route."
-            check.update(outcome="failed", stage="plugin" if response.status_code < 500 else "http", message=message)
-            raise _StageFailure(check["stage"], message)
-        status = {
-            key: data.get(key)
-            for key in ("plugin_version", "wordpress_version", "php_version", "connected", "integration_id")
-            if key in data
-        }
-        check.update(outcome="ok", **status)
-        details["plugin_version"] = status.get("plugin_version")
-        messages.append("The IGNY8 Bridge plugin accepted the API key.")
-        return data
-
-    def _check_version(
-        self,
-        root: RestRoot,
-        plugin_status: dict[str, Any] | None,
-        checks: list[dict[str, Any]],
-        details: dict[str, Any],
-    ) -> None:
-        """WordPress's version, where the site exposes it (informational: never fails the test)."""
-        check: dict[str, Any] = {"name": "version"}
-        checks.append(check)
-        version = plugin_status.get("wordpress_version") if plugin_status else None
-        if isinstance(version, str) and version:
-            check.update(outcome="ok", source="plugin", version=version)
-            details["wordpress_version"] = version
-            return
-        started = time.monotonic()
-        # WordPress prints its version as the generator of the links OPML file and the feed
-        # (unless a plugin removes the generator); neither needs pretty permalinks or a login.
-        install_url = root.index.get("url") if isinstance(root.index.get("url"), str) else self.site_url
-        install_base = install_url.rstrip("/") + "/"
-        for source, url, params in (
-            ("wp-links-opml.php", install_base + "wp-links-opml.php", None),
-            ("feed", self._site_base(), {"feed": "rss2"}),
-        ):
-            try:
-                response = self.http.request("GET", url, params=params, retry=False)
-            except PlatformError:
-                continue
-            if response.status_code != 200:
-                continue
-            for pattern in _GENERATOR_PATTERNS:
-                match = pattern.search(response.content[:65536])
-                if match:
-                    version = match.group(1).decode("ascii", errors="replace")
-                    check.update(outcome="ok", source=source, version=version, duration_ms=_ms(started))
-                    details["wordpress_version"] = version
-                    return
-        check.update(outcome="not_exposed", duration_ms=_ms(started))
-        details["wordpress_version"] = None
-
     # -- structure -------------------------------------------------------------------------
 
     def _load_types(self) -> dict[str, dict[str, Any]]:
         if self._types is None:
-            data = self._json(self._call("GET", f"{CORE_NAMESPACE}/types", auth=self._default_auth()), "/wp/v2/types")
+            data = self._json(self.call("GET", f"{CORE_NAMESPACE}/types", auth=self._default_auth()), "/wp/v2/types")
             if not isinstance(data, dict):
                 raise PlatformError("WordPress answered /wp/v2/types with an unexpected shape.", stage="http")
             self._types = {slug: item for slug, item in data.items() if isinstance(item, dict)}
@@ -601,7 +337,7 @@ class WordPressClient:
     def _load_taxonomies(self) -> dict[str, dict[str, Any]]:
         if self._taxonomies is None:
             data = self._json(
-                self._call("GET", f"{CORE_NAMESPACE}/taxonomies", auth=self._default_auth()), "/wp/v2/taxonomies"
+                self.call("GET", f"{CORE_NAMESPACE}/taxonomies", auth=self._default_auth()), "/wp/v2/taxonomies"
             )
             if not isinstance(data, dict):
                 raise PlatformError("WordPress answered /wp/v2/taxonomies with an unexpected shape.", stage="http")
@@ -612,8 +348,8 @@ class WordPressClient:
         types = self._load_types()
         taxonomies = self._load_taxonomies()
         return {
-            "post_types": {slug: _structure_entry(slug, item, "taxonomies") for slug, item in types.items()},
-            "taxonomies": {slug: _structure_entry(slug, item, "types") for slug, item in taxonomies.items()},
+            "post_types": {slug: structure_entry(slug, item, "taxonomies") for slug, item in types.items()},
+            "taxonomies": {slug: structure_entry(slug, item, "types") for slug, item in taxonomies.items()},
         }
 
     def _type_route(self, content_type: str) -> str:
@@ -650,26 +386,8 @@ class WordPressClient:
     # -- posts -----------------------------------------------------------------------------
 
     def _to_remote_post(self, data: dict[str, Any], content_type: str) -> RemotePost:
-        taxonomies: dict[str, list[Any]] = {}
         bases = self._taxonomy_bases(content_type) if self._types is not None else {}
-        for key in {*bases, "categories", "tags"}:
-            value = data.get(key)
-            if isinstance(value, list):
-                taxonomies[key] = [item for item in value if isinstance(item, int)]
-        title = _rendered_or_raw(data.get("title"))
-        if isinstance(data.get("title"), dict) and "raw" not in data["title"]:
-            title = html.unescape(title)
-        return RemotePost(
-            external_id=str(data.get("id")),
-            content_type=str(data.get("type") or content_type),
-            title=title,
-            content_html=_rendered_or_raw(data.get("content")),
-            status=str(data.get("status") or ""),
-            url=data.get("link") if isinstance(data.get("link"), str) else None,
-            modified_gmt=parse_wp_datetime(data.get("modified_gmt")),
-            taxonomies=taxonomies,
-            raw=data,
-        )
+        return to_remote_post(data, content_type, {*bases, "categories", "tags"})
 
     def _post_fields(self, content_type: str, edit_context: bool) -> list[str]:
         """Only what ``_to_remote_post`` reads. WordPress skips the work for fields nobody asked
@@ -713,42 +431,103 @@ class WordPressClient:
             fields = self._post_fields(content_type, authenticated)
         if fields:
             params["_fields"] = ",".join(dict.fromkeys(["id", *fields]))
-        response = self._call("GET", route, params=params, auth=self._default_auth())
-        if response.status_code == 400 and _wp_error(response)[0] == "rest_post_invalid_page_number":
+        response = self.call("GET", route, params=params, auth=self._default_auth())
+        if response.status_code == 400 and wp_error(response)[0] == "rest_post_invalid_page_number":
             return PostPage(posts=[], total=None, total_pages=None)
         data = self._json(response, f"the {content_type} list")
         if not isinstance(data, list):
             raise PlatformError(f"WordPress answered the {content_type} list with an unexpected shape.", stage="http")
+        page_posts: list[RemotePost] = []
+        problems: list[dict[str, Any]] = []
+        for item in data:
+            if not isinstance(item, dict):
+                continue
+            post = self._to_remote_post(item, content_type)
+            problem = post_problem(post)
+            if problem:
+                problems.append({"external_id": safe_id(item.get("id")), "error": f"malformed post: {problem}"})
+            else:
+                page_posts.append(post)
         return PostPage(
-            posts=[self._to_remote_post(item, content_type) for item in data if isinstance(item, dict)],
+            posts=page_posts,
             total=_int_header(response, "X-WP-Total"),
             total_pages=_int_header(response, "X-WP-TotalPages"),
+            number=max(1, page),
+            problems=problems,
         )
 
-    def iter_posts(
+    def pages(
         self,
         content_type: str,
         modified_after: datetime | None = None,
+        *,
         per_page: int = 100,
-        fields: list[str] | None = None,
-        status: str | list[str] | None = None,
+        concurrency: int = 1,
     ) -> Iterator[PostPage]:
-        page = 1
-        while True:
-            result = self.list_posts(content_type, page, per_page, modified_after, fields, status)
-            if not result.posts:
-                return
-            yield result
-            if result.total_pages is not None and page >= result.total_pages:
-                return
-            if result.total_pages is None and len(result.posts) < per_page:
-                return
-            page += 1
+        """Every page of a post type in id order (the one paging primitive), fetching up to
+        ``concurrency`` pages at once. Each page carries its valid posts and the posts it could
+        not use (``problems``); a page that could not be read comes with ``error`` set and the scan
+        goes on. Transient and auth errors propagate (the job is retried or fails).
+
+        ``page.incremental`` says whether ``modified_after`` was honoured: WordPress before 5.7
+        (or a proxy) rejects it with HTTP 400, and the scan falls back to every post."""
+        try:
+            first = self.list_posts(content_type, 1, per_page=per_page, modified_after=modified_after)
+        except PlatformError as exc:
+            if modified_after is None or exc.transient or exc.status_code != 400:
+                raise
+            logger.info("%s: modified_after refused (%s); full scan", self.site_url, exc)
+            modified_after = None
+            first = self.list_posts(content_type, 1, per_page=per_page)
+        incremental = modified_after is not None
+        first.incremental = incremental
+        yield first
+        total_pages = first.total_pages
+        if total_pages is None:
+            # No X-WP-TotalPages: read sequentially until a short page.
+            last: PostPage | None = first
+            while last is not None and last.error is None and last.listed >= per_page:
+                last = self._page_or_error(content_type, last.number + 1, per_page, modified_after, incremental)
+                if last is not None:
+                    yield last
+            return
+        if total_pages <= 1:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="wp-pages") as pool:
+            pending: dict[int, Future[PostPage | None]] = {}
+            next_page = 2
+            for number in range(2, total_pages + 1):
+                while next_page <= total_pages and len(pending) < max(1, concurrency):
+                    pending[next_page] = pool.submit(
+                        self._page_or_error, content_type, next_page, per_page, modified_after, incremental
+                    )
+                    next_page += 1
+                fetched = pending.pop(number).result()
+                if fetched is None:  # the collection shrank during the scan
+                    for future in pending.values():
+                        future.cancel()
+                    return
+                yield fetched
+
+    def _page_or_error(
+        self, content_type: str, number: int, per_page: int, modified_after: datetime | None, incremental: bool
+    ) -> PostPage | None:
+        """A later page; None past the last page (HTTP 400: posts were deleted while scanning)."""
+        try:
+            page = self.list_posts(content_type, number, per_page=per_page, modified_after=modified_after)
+        except PlatformError as exc:
+            if exc.ends_job:
+                raise
+            if exc.status_code == 400:
+                return None
+            page = PostPage(posts=[], total=None, total_pages=None, number=number, error=exc)
+        page.incremental = incremental
+        return page
 
     def get_post(self, content_type: str, external_id: str) -> RemotePost:
         route = f"{self._type_route(content_type)}/{_post_id(external_id)}"
         context = "edit" if self.has_app_password else "view"
-        response = self._call("GET", route, params={"context": context}, auth=self._default_auth())
+        response = self.call("GET", route, params={"context": context}, auth=self._default_auth())
         if response.status_code in (404, 410):
             raise PostNotFound(f"WordPress has no {content_type} {external_id}.")
         data = self._json(response, f"{content_type} {external_id}")
@@ -759,7 +538,7 @@ class WordPressClient:
     def create_post(self, post: PostInput) -> RemotePost:
         self._require_app_password("create posts")
         body = self._post_body(post)
-        response = self._call(
+        response = self.call(
             "POST", self._type_route(post.content_type), params={"context": "edit"}, json_body=body, auth="app"
         )
         data = self._json(response, f"creating a {post.content_type}")
@@ -771,7 +550,7 @@ class WordPressClient:
         route = f"{self._type_route(post.content_type)}/{_post_id(external_id)}"
         # Not retried here (only GETs are): a repeated update would fire WordPress's save hooks
         # again; the caller sees PlatformError.transient and retries the job instead.
-        response = self._call("POST", route, params={"context": "edit"}, json_body=body, auth="app")
+        response = self.call("POST", route, params={"context": "edit"}, json_body=body, auth="app")
         if response.status_code in (404, 410):
             raise PostNotFound(f"WordPress has no {post.content_type} {external_id}.")
         data = self._json(response, f"updating {post.content_type} {external_id}")
@@ -784,15 +563,22 @@ class WordPressClient:
             )
 
     def _post_body(self, post: PostInput) -> dict[str, Any]:
-        body: dict[str, Any] = {"title": post.title, "content": post.content_html, "status": post.status}
+        body: dict[str, Any] = {
+            "title": post.title,
+            "content": post.content_html,
+            "status": wordpress_status(post.status),
+        }
         if post.taxonomies:
             bases = self._taxonomy_bases(post.content_type)
             slug_to_base = {slug: base for base, slug in bases.items()}
             for key, values in post.taxonomies.items():
                 base = key if key in bases else slug_to_base.get(key, key)
                 body[base] = self._term_ids(base, list(values or []))
-        if post.meta:
-            body["meta"] = dict(post.meta)
+        meta = dict(post.meta)
+        if post.content_id is not None:
+            meta[META_CONTENT_ID] = post.content_id
+        if meta:
+            body["meta"] = meta
         return body
 
     # -- terms -----------------------------------------------------------------------------
@@ -825,7 +611,7 @@ class WordPressClient:
             return self._term_cache[cache_key]
         route = self._taxonomy_route(rest_base)
         found = self._json(
-            self._call(
+            self.call(
                 "GET",
                 route,
                 params={"search": name, "per_page": 100, "_fields": "id,name,slug"},
@@ -840,7 +626,7 @@ class WordPressClient:
             ):
                 self._term_cache[cache_key] = int(term["id"])
                 return self._term_cache[cache_key]
-        response = self._call("POST", route, json_body={"name": name}, auth="app")
+        response = self.call("POST", route, json_body={"name": name}, auth="app")
         data = response.json_or_none()
         if response.status_code == 400 and isinstance(data, dict) and data.get("code") == "term_exists":
             term_id = (data.get("data") or {}).get("term_id")

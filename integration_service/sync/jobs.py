@@ -1,5 +1,6 @@
-"""Job bookkeeping shared by the API side and the workers: recording a ``SyncEvent``, enqueuing
-its Celery task, claiming it in a worker, heartbeats, finishing it and recovering stuck jobs.
+"""Job bookkeeping shared by the API side and the workers: the kinds of job, enqueuing a
+recorded ``SyncEvent``'s Celery task, claiming it in a worker (claim tokens), heartbeats,
+finishing it (releasing the integration's sync lock) and recovering stuck jobs.
 
 Every state change a worker makes is a conditional UPDATE (on the status and on the claim token
 of the worker that owns the job), so two workers can never both own one job and a job marked
@@ -13,14 +14,15 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, false, or_, update
 
 from ..errors import QueueUnavailable
-from ..extensions import db
-from ..models import ACTIVE_JOB_STATUSES, SiteIntegration, SyncEvent, utcnow
+from ..extensions import db, rowcount
+from ..models import ACTIVE_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
+from . import schedule  # schedule imports this module too; each uses the other only at call time
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,23 @@ TASK_SYNC = "integration.sync"
 TASK_CONTENT_PULL = "integration.sync_wordpress_content"
 TASK_STRUCTURE = "integration.update_site_structure"
 
-FINAL_STATUSES = ("success", "partial", "failed")
+
+@dataclass(frozen=True)
+class JobKind:
+    event_type: str
+    task: str  # the Celery task name (fixed by the contract)
+    action: str  # SyncEvent.action
+    needs_sync_enabled: bool  # the integration's sync must be enabled to start one
+    holds_lock: bool  # holds the integration's sync lock (one at a time per integration)
+
+
+SYNC = JobKind(EVENT_SYNC, TASK_SYNC, "sync", needs_sync_enabled=True, holds_lock=True)
+CONTENT_PULL = JobKind(
+    EVENT_CONTENT_PULL, TASK_CONTENT_PULL, "sync_wordpress_content", needs_sync_enabled=True, holds_lock=False
+)
+STRUCTURE = JobKind(
+    EVENT_STRUCTURE, TASK_STRUCTURE, "update_site_structure", needs_sync_enabled=False, holds_lock=False
+)
 
 
 class LostOwnership(Exception):
@@ -49,7 +67,17 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def enqueue(event: SyncEvent, task_name: str) -> None:
+class RecordedJob(Protocol):
+    """What ``enqueue`` reads of a job: a SyncEvent, or the ids of rows the dispatcher inserted in bulk."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def task_id(self) -> str | None: ...
+
+
+def enqueue(event: RecordedJob, task_name: str) -> None:
     """Send the job's task (arguments: the event id only). If the broker cannot take it, the
     recorded event is deleted again, so no ``queued`` row is left behind, and 503 is raised."""
     celery = current_app.extensions["celery"]
@@ -77,15 +105,15 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
     after its worker died). Returns None when the job is gone, finished or owned by another task."""
     token = str(uuid.uuid4())
     now = utcnow()
-    takeover = and_(SyncEvent.status == "running", SyncEvent.task_id == task_id) if task_id else False
+    takeover = and_(SyncEvent.status == JobStatus.running, SyncEvent.task_id == task_id) if task_id else false()
     result = db.session.execute(
         update(SyncEvent)
-        .where(SyncEvent.id == event_id, or_(SyncEvent.status == "queued", takeover))
-        .values(status="running", claim_token=token, started_at=now, heartbeat_at=now, error_message=None)
+        .where(SyncEvent.id == event_id, or_(SyncEvent.status == JobStatus.queued, takeover))
+        .values(status=JobStatus.running, claim_token=token, started_at=now, heartbeat_at=now, error_message=None)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     return Claim(event_id, token)
 
@@ -95,11 +123,15 @@ def _update_if_owned(claim_: Claim, **values: Any) -> bool:
     taken over or failed as stuck must not be written by its old worker. True when it was."""
     result = db.session.execute(
         update(SyncEvent)
-        .where(SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == "running")
+        .where(
+            SyncEvent.id == claim_.event_id,
+            SyncEvent.claim_token == claim_.token,
+            SyncEvent.status == JobStatus.running,
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) -> None:
@@ -118,7 +150,7 @@ def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) 
 
 def finish(
     claim_: Claim,
-    status: str,
+    status: JobStatus,
     details: dict[str, Any] | None = None,
     error_message: str | None = None,
     done: int | None = None,
@@ -145,9 +177,9 @@ def finish(
     if update_integration:
         outcome: dict[str, Any] = {
             "sync_error": error_message,
-            "sync_status": "failed" if status == "failed" else "success",
+            "sync_status": SyncStatus.failed if status == JobStatus.failed else SyncStatus.success,
         }
-        if status != "failed":
+        if status != JobStatus.failed:
             outcome["last_sync_at"] = utcnow()
         integration_id = db.select(SyncEvent.integration_id).where(SyncEvent.id == claim_.event_id).scalar_subquery()
         db.session.execute(
@@ -163,27 +195,21 @@ def finish(
 def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]) -> bool:
     """Put a job that hit a transient error back to ``queued`` (keeping its lock) until its retry runs."""
     owned = _update_if_owned(
-        claim_, status="queued", claim_token=None, error_message=error_message, details=details, heartbeat_at=utcnow()
+        claim_,
+        status=JobStatus.queued,
+        claim_token=None,
+        error_message=error_message,
+        details=details,
+        heartbeat_at=utcnow(),
     )
     db.session.commit()
     return owned
 
 
-def fail_unclaimed(event_id: int, error_message: str) -> None:
-    """Mark a job failed before any worker claimed it (e.g. its integration was disabled)."""
-    db.session.execute(
-        update(SyncEvent)
-        .where(SyncEvent.id == event_id, SyncEvent.status.in_(ACTIVE_JOB_STATUSES))
-        .values(status="failed", finished_at=utcnow(), sync_lock=None, error_message=error_message)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-
-
 def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter between half and one and a half times the step."""
-    base = float(current_app.config.get("SYNC_RETRY_BACKOFF_SECONDS", 10))
-    cap = float(current_app.config.get("SYNC_RETRY_BACKOFF_MAX_SECONDS", 600))
+    base = float(current_app.config["SYNC_RETRY_BACKOFF_SECONDS"])
+    cap = float(current_app.config["SYNC_RETRY_BACKOFF_MAX_SECONDS"])
     delay = min(cap, base * (2**retries)) * random.uniform(0.5, 1.5)
     if retry_after:
         delay = max(delay, min(cap, retry_after))
@@ -193,7 +219,7 @@ def backoff_seconds(retries: int, retry_after: float | None = None) -> float:
 def stuck_cutoffs(now: datetime | None = None) -> tuple[datetime, datetime]:
     now = now or utcnow()
     running_after = int(current_app.config["SYNC_STUCK_AFTER_SECONDS"])
-    queued_after = int(current_app.config.get("SYNC_QUEUED_STUCK_AFTER_SECONDS", 3600))
+    queued_after = int(current_app.config["SYNC_QUEUED_STUCK_AFTER_SECONDS"])
     return now - timedelta(seconds=running_after), now - timedelta(seconds=queued_after)
 
 
@@ -201,18 +227,18 @@ def stuck_condition(now: datetime | None = None):
     running_cutoff, queued_cutoff = stuck_cutoffs(now)
     return or_(
         and_(
-            SyncEvent.status == "running",
+            SyncEvent.status == JobStatus.running,
             or_(SyncEvent.heartbeat_at.is_(None), SyncEvent.heartbeat_at < running_cutoff),
         ),
-        and_(SyncEvent.status == "queued", SyncEvent.created_at < queued_cutoff),
+        and_(SyncEvent.status == JobStatus.queued, SyncEvent.created_at < queued_cutoff),
     )
 
 
 def is_stuck(event: SyncEvent, now: datetime | None = None) -> bool:
     running_cutoff, queued_cutoff = stuck_cutoffs(now)
-    if event.status == "running":
+    if event.status == JobStatus.running:
         return event.heartbeat_at is None or event.heartbeat_at < running_cutoff
-    if event.status == "queued":
+    if event.status == JobStatus.queued:
         return event.created_at < queued_cutoff
     return False
 
@@ -220,7 +246,8 @@ def is_stuck(event: SyncEvent, now: datetime | None = None) -> bool:
 def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
     """Mark jobs whose worker died (no heartbeat within SYNC_STUCK_AFTER_SECONDS) or that never
     started (queued for SYNC_QUEUED_STUCK_AFTER_SECONDS) as failed, releasing their sync lock.
-    Returns the ids of the jobs it failed."""
+    Returns the ids of the jobs it failed; a failed sync backs off its integration's schedule
+    like any other failed sync, so a site whose jobs keep dying is not re-dispatched every tick."""
     query = db.select(SyncEvent.id, SyncEvent.integration_id, SyncEvent.status, SyncEvent.event_type).where(
         SyncEvent.status.in_(ACTIVE_JOB_STATUSES), stuck_condition()
     )
@@ -228,28 +255,34 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
         query = query.where(SyncEvent.integration_id == integration_id)
     candidates = db.session.execute(query).all()
     recovered: list[int] = []
+    recovered_syncs: list[int] = []
     for event_id, owner_id, status, event_type in candidates:
         message = (
             "The worker stopped sending heartbeats (it probably died); the job was marked failed."
-            if status == "running"
+            if status == JobStatus.running
             else "The job was never picked up by a worker; it was marked failed."
         )
         # Re-check the condition in the UPDATE: a heartbeat may have arrived since the SELECT.
         result = db.session.execute(
             update(SyncEvent)
             .where(SyncEvent.id == event_id, SyncEvent.status == status, stuck_condition())
-            .values(status="failed", finished_at=utcnow(), sync_lock=None, claim_token=None, error_message=message)
+            .values(
+                status=JobStatus.failed, finished_at=utcnow(), sync_lock=None, claim_token=None, error_message=message
+            )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             recovered.append(event_id)
             if event_type == EVENT_SYNC:
+                recovered_syncs.append(event_id)
                 db.session.execute(
                     update(SiteIntegration)
                     .where(SiteIntegration.id == owner_id)
-                    .values(sync_status="failed", sync_error=message)
+                    .values(sync_status=SyncStatus.failed, sync_error=message)
                     .execution_options(synchronize_session=False)
                 )
             logger.warning("sync event %s of integration %s was stuck (%s): marked failed", event_id, owner_id, status)
     db.session.commit()
+    for event_id in recovered_syncs:
+        schedule.after_sync_job(event_id, JobStatus.failed)
     return recovered

@@ -1,24 +1,20 @@
 """The sync engine against a faked WordPress: each direction's counts, incremental and full
-pulls, pagination, missing posts, conflicts, partial jobs, ownership and stuck-job recovery."""
+pulls, pagination, missing posts, conflicts and partial jobs."""
 
 from __future__ import annotations
-
-import uuid
-from datetime import timedelta
 
 from flask import current_app
 
 from integration_service.extensions import db
-from integration_service.models import Content, SiteIntegration, SyncEvent, utcnow
-from integration_service.services import jobs
-from integration_service.services.content_sync import content_hash, hash_of
-from integration_service.services.sync import run_sync_job
+from integration_service.models import Content, SiteIntegration, SyncEvent
+from integration_service.sync import runner
+from integration_service.sync.engine import content_hash, hash_of
 from tests.factories import Factory
 
 
 def run(integration: SiteIntegration, direction: str = "from_external", full: bool = False) -> SyncEvent:
     event = Factory(current_app).queued_sync(integration, direction, full)
-    run_sync_job(event.id, event.task_id, 0, 0)
+    runner.run(runner.SyncJob, event.id, event.task_id, 0, 0)
     db.session.expire_all()
     return db.session.get(SyncEvent, event.id)
 
@@ -268,83 +264,8 @@ def test_content_hash_ignores_nothing_that_a_push_sends():
 # -- ownership and stuck jobs -------------------------------------------------------------
 
 
-def _event(integration: SiteIntegration, **fields) -> SyncEvent:
-    values = {
-        "integration_id": integration.id,
-        "site_id": integration.site_id,
-        "event_type": "sync",
-        "direction": "both",
-        "status": "queued",
-        "task_id": str(uuid.uuid4()),
-        "sync_lock": integration.id,
-    }
-    values.update(fields)
-    event = SyncEvent(**values)
-    db.session.add(event)
-    db.session.commit()
-    return event
-
-
-def test_a_redelivered_task_takes_over_and_fences_off_the_old_run(factory, site):
-    integration = factory.integration(site)
-    event = _event(integration)
-    first = jobs.claim(event.id, event.task_id)
-    assert first is not None
-    assert jobs.claim(event.id, "another-task") is None  # a different task never steals it
-
-    second = jobs.claim(event.id, event.task_id)  # same message redelivered after a worker died
-    assert second is not None and second.token != first.token
-
-    import pytest
-
-    with pytest.raises(jobs.LostOwnership):
-        jobs.heartbeat(first, 1, 2)
-    assert jobs.finish(first, "success", {}) is False
-    assert jobs.finish(second, "success", {"created": 1}) is True
-    db.session.expire_all()
-    assert db.session.get(SyncEvent, event.id).status == "success"
-    assert jobs.claim(event.id, event.task_id) is None  # finished jobs are never re-run
-
-
-def test_stuck_jobs_are_failed_and_release_the_lock(app, factory, site):
-    integration = factory.integration(site)
-    other = factory.integration(factory.site(site.account))
-    old = utcnow() - timedelta(seconds=app.config["SYNC_STUCK_AFTER_SECONDS"] + 5)
-    dead = _event(integration, status="running", heartbeat_at=old, started_at=old)
-    alive = _event(other, status="running", heartbeat_at=utcnow(), started_at=old)
-
-    assert jobs.recover_stuck_jobs() == [dead.id]
-
-    db.session.expire_all()
-    dead = db.session.get(SyncEvent, dead.id)
-    assert (dead.status, dead.sync_lock) == ("failed", None)
-    assert "heartbeat" in dead.error_message
-    assert db.session.get(SyncEvent, alive.id).status == "running"
-    assert db.session.get(SiteIntegration, integration.id).sync_status == "failed"
-
-
-def test_jobs_queued_too_long_are_failed(app, factory, site, monkeypatch):
-    monkeypatch.setitem(app.config, "SYNC_QUEUED_STUCK_AFTER_SECONDS", 60)
-    integration = factory.integration(site)
-    waiting = _event(integration, created_at=utcnow() - timedelta(seconds=120))
-
-    assert jobs.recover_stuck_jobs(integration.id) == [waiting.id]
-    db.session.expire_all()
-    assert db.session.get(SyncEvent, waiting.id).error_message.startswith("The job was never picked up")
-
-
-def test_backoff_grows_exponentially_with_jitter(app):
-    first = [jobs.backoff_seconds(0) for _ in range(50)]
-    third = [jobs.backoff_seconds(2) for _ in range(50)]
-    base = app.config["SYNC_RETRY_BACKOFF_SECONDS"]
-    assert all(base * 0.5 <= value <= base * 1.5 for value in first)
-    assert all(base * 2 <= value <= base * 6 for value in third)
-    assert len(set(first)) > 1  # jittered
-    assert jobs.backoff_seconds(0, retry_after=base * 3) >= base * 3
-
-
 def test_progress_reports_at_most_once_per_interval_and_always_when_complete():
-    from integration_service.services.content_sync import Progress
+    from integration_service.sync.engine import Progress
 
     reports: list[tuple[int, int | None]] = []
     progress = Progress(lambda done, total: reports.append((done, total)), min_interval=3600)

@@ -11,12 +11,12 @@ from datetime import timedelta
 
 import pytest
 
-from integration_service import sync_schedule
 from integration_service.extensions import db
 from integration_service.models import SiteIntegration, SyncEvent, utcnow
-from integration_service.services import jobs
 from integration_service.services.connection import ConnectionTestService
-from integration_service.sync_schedule import Policy
+from integration_service.sync import jobs, schedule
+from integration_service.sync.engine import ContentSyncService
+from integration_service.sync.schedule import Policy
 from tests.platforms.fakes import (
     APP_PASSWORD,
     SITE,
@@ -36,7 +36,7 @@ NOW = utcnow().replace(microsecond=0)
 
 def test_first_runs_of_a_thousand_integrations_created_together_spread_over_the_interval():
     rng = random.Random(11)
-    firsts = [sync_schedule.first_due(NOW, 15, rng) for _ in range(1000)]
+    firsts = [schedule.first_due(NOW, 15, rng) for _ in range(1000)]
     assert all(NOW <= due <= NOW + timedelta(minutes=15) for due in firsts)
     per_second = Counter(int((due - NOW).total_seconds()) for due in firsts)
     # 1,000 runs over 900 seconds: no second gets more than a handful, most seconds get one.
@@ -50,46 +50,46 @@ def test_first_runs_of_a_thousand_integrations_created_together_spread_over_the_
 def test_next_run_is_one_interval_later_give_or_take_the_jitter():
     rng = random.Random(3)
     pol = Policy(jitter_ratio=0.1)
-    offsets = [(sync_schedule.next_due(NOW, 15, pol, rng) - NOW).total_seconds() for _ in range(500)]
+    offsets = [(schedule.next_due(NOW, 15, pol, rng) - NOW).total_seconds() for _ in range(500)]
     assert all(13.5 * 60 <= offset <= 16.5 * 60 for offset in offsets)
     assert max(offsets) - min(offsets) > 120  # they do drift apart
-    assert sync_schedule.next_due(NOW, 15, NO_JITTER) == NOW + timedelta(minutes=15)
+    assert schedule.next_due(NOW, 15, NO_JITTER) == NOW + timedelta(minutes=15)
 
 
 def test_backoff_doubles_per_consecutive_failure_and_is_capped_at_six_hours():
-    delays = [sync_schedule.backoff_delay_seconds(n, 15, NO_JITTER) / 60 for n in range(1, 8)]
+    delays = [schedule.backoff_delay_seconds(n, 15, NO_JITTER) / 60 for n in range(1, 8)]
     assert delays == [30, 60, 120, 240, 360, 360, 360]
     # An absurd failure count does not overflow.
-    assert sync_schedule.backoff_delay_seconds(10_000, 15, NO_JITTER) == 6 * 3600
-    jittered = sync_schedule.backoff_delay_seconds(2, 15, Policy(jitter_ratio=0.1), random.Random(1))
+    assert schedule.backoff_delay_seconds(10_000, 15, NO_JITTER) == 6 * 3600
+    jittered = schedule.backoff_delay_seconds(2, 15, Policy(jitter_ratio=0.1), random.Random(1))
     assert 54 * 60 <= jittered <= 66 * 60
 
 
 def test_outcomes_success_resets_failure_backs_off_auth_pauses():
-    success = sync_schedule.outcome_after_job("success", None, 4, 15, NOW, NO_JITTER)
-    assert success == sync_schedule.Outcome(0, NOW + timedelta(minutes=15), None)
-    partial = sync_schedule.outcome_after_job("partial", None, 2, 15, NOW, NO_JITTER)
+    success = schedule.outcome_after_job("success", None, 4, 15, NOW, NO_JITTER)
+    assert success == schedule.Outcome(0, NOW + timedelta(minutes=15), None)
+    partial = schedule.outcome_after_job("partial", None, 2, 15, NOW, NO_JITTER)
     assert partial.failure_count == 0  # the site answered: only some posts failed
 
-    failed = sync_schedule.outcome_after_job("failed", "http", 0, 15, NOW, NO_JITTER)
-    assert failed == sync_schedule.Outcome(1, NOW + timedelta(minutes=30), None)
-    third = sync_schedule.outcome_after_job("failed", "timeout", 2, 15, NOW, NO_JITTER)
+    failed = schedule.outcome_after_job("failed", "http", 0, 15, NOW, NO_JITTER)
+    assert failed == schedule.Outcome(1, NOW + timedelta(minutes=30), None)
+    third = schedule.outcome_after_job("failed", "timeout", 2, 15, NOW, NO_JITTER)
     assert third.next_sync_at == NOW + timedelta(minutes=120)
 
-    auth = sync_schedule.outcome_after_job("failed", "auth", 0, 15, NOW, NO_JITTER)
-    assert auth == sync_schedule.Outcome(1, None, "auth_failed")
+    auth = schedule.outcome_after_job("failed", "auth", 0, 15, NOW, NO_JITTER)
+    assert auth == schedule.Outcome(1, None, "auth_failed")
 
-    manual_only = sync_schedule.outcome_after_job("success", None, 0, None, NOW, NO_JITTER)
+    manual_only = schedule.outcome_after_job("success", None, 0, None, NOW, NO_JITTER)
     assert manual_only.next_sync_at is None
 
 
 def test_reconcile_sweep_is_due_on_its_own_interval():
-    assert sync_schedule.run_kind(None, NOW) == "incremental"
-    assert sync_schedule.run_kind(NOW + timedelta(hours=3), NOW) == "incremental"
-    assert sync_schedule.run_kind(NOW - timedelta(seconds=1), NOW) == "reconcile"
-    assert sync_schedule.job_options("incremental", NO_JITTER) == ("from_external", False)
-    direction, full = sync_schedule.job_options("reconcile", NO_JITTER)
-    if sync_schedule.RECONCILE_AVAILABLE:
+    assert schedule.run_kind(None, NOW) == "incremental"
+    assert schedule.run_kind(NOW + timedelta(hours=3), NOW) == "incremental"
+    assert schedule.run_kind(NOW - timedelta(seconds=1), NOW) == "reconcile"
+    assert schedule.job_options("incremental", NO_JITTER) == ("from_external", False)
+    direction, full = schedule.job_options("reconcile", NO_JITTER)
+    if schedule.RECONCILE_AVAILABLE:
         assert (direction, full) == ("reconcile", False)
     else:  # until the reconcile engine exists: a full pull
         assert (direction, full) == ("from_external", True)
@@ -123,7 +123,7 @@ def test_dispatcher_syncs_a_due_integration_and_moves_its_schedule_on(factory, f
     inactive = due_integration(factory, is_active=False)
     manual_only = due_integration(factory, sync_interval_minutes=None)
 
-    result = sync_schedule.dispatch_due()  # eager Celery: the job runs inside the call
+    result = schedule.dispatch_due()  # eager Celery: the job runs inside the call
 
     assert result == {"due": 1, "dispatched": 1, "skipped_locked": 0}
     [event] = sync_events(due.id)
@@ -139,7 +139,7 @@ def test_dispatcher_syncs_a_due_integration_and_moves_its_schedule_on(factory, f
     for other in (later, paused, disabled, inactive, manual_only):
         assert sync_events(other.id) == []
 
-    assert sync_schedule.dispatch_due() == {"due": 0, "dispatched": 0, "skipped_locked": 0}
+    assert schedule.dispatch_due() == {"due": 0, "dispatched": 0, "skipped_locked": 0}
 
 
 def test_a_due_integration_whose_manual_sync_holds_the_lock_is_skipped_and_rescheduled(factory, monkeypatch):
@@ -148,7 +148,7 @@ def test_a_due_integration_whose_manual_sync_holds_the_lock_is_skipped_and_resch
     sent: list[int] = []
     monkeypatch.setattr(jobs, "enqueue", lambda event, task: sent.append(event.id))
 
-    result = sync_schedule.dispatch_due()
+    result = schedule.dispatch_due()
 
     assert result == {"due": 1, "dispatched": 0, "skipped_locked": 1}
     assert [event.id for event in sync_events(integration.id)] == [manual.id]
@@ -162,7 +162,7 @@ def test_a_manual_sync_is_refused_while_a_scheduled_one_holds_the_lock(factory, 
     integration.site.account_id = editor.account_id
     db.session.commit()
     monkeypatch.setattr(jobs, "enqueue", lambda event, task: None)  # stays queued
-    assert sync_schedule.dispatch_due()["dispatched"] == 1
+    assert schedule.dispatch_due()["dispatched"] == 1
     [scheduled] = sync_events(integration.id)
 
     response = api_client_for(editor).post(f"/api/v1/integration/integrations/{integration.id}/sync/", json={})
@@ -197,7 +197,7 @@ def test_failures_back_off_exponentially(app, factory, fake_wp, monkeypatch):
     integration = due_integration(factory, fake_wp.url)
 
     for failures, minutes in ((1, 30), (2, 60), (3, 120)):
-        sync_schedule.dispatch_due()
+        schedule.dispatch_due()
         db.session.expire_all()
         stored = db.session.get(SiteIntegration, integration.id)
         assert stored.sync_failure_count == failures
@@ -208,7 +208,7 @@ def test_failures_back_off_exponentially(app, factory, fake_wp, monkeypatch):
         db.session.commit()
 
     fake_wp.list_status = None
-    sync_schedule.dispatch_due()
+    schedule.dispatch_due()
     db.session.expire_all()
     assert db.session.get(SiteIntegration, integration.id).sync_failure_count == 0
 
@@ -218,7 +218,7 @@ def test_an_auth_failure_pauses_the_schedule(app, factory, fake_wp, monkeypatch)
     fake_wp.auth_status = 401
     integration = due_integration(factory, fake_wp.url)
 
-    sync_schedule.dispatch_due()
+    schedule.dispatch_due()
 
     [event] = sync_events(integration.id)
     assert event.status == "failed" and "401" in event.error_message
@@ -228,7 +228,7 @@ def test_an_auth_failure_pauses_the_schedule(app, factory, fake_wp, monkeypatch)
     # Even when forced due, a paused schedule dispatches nothing: no stream of failing jobs.
     stored.next_sync_at = utcnow() - timedelta(minutes=1)
     db.session.commit()
-    assert sync_schedule.dispatch_due()["due"] == 0
+    assert schedule.dispatch_due()["due"] == 0
     assert len(sync_events(integration.id)) == 1
 
 
@@ -263,12 +263,12 @@ def test_the_reconcile_sweep_is_dispatched_when_due_and_retimed_after(app, facto
     fake_wp.add_posts(2)
     integration = due_integration(factory, fake_wp.url, next_reconcile_at=utcnow() - timedelta(minutes=1))
 
-    sync_schedule.dispatch_due()
+    schedule.dispatch_due()
 
     [event] = sync_events(integration.id)
     assert event.details["sweep"] == "reconcile" and event.status == "success"
-    assert event.direction == sync_schedule.RECONCILE_DIRECTION
-    assert event.details["full"] is sync_schedule.RECONCILE_FULL
+    assert event.direction == schedule.RECONCILE_DIRECTION
+    assert event.details["full"] is schedule.RECONCILE_FULL
     db.session.expire_all()
     stored = db.session.get(SiteIntegration, integration.id)
     assert stored.next_reconcile_at > utcnow() + timedelta(hours=23)
@@ -287,7 +287,7 @@ def test_dispatch_statements_per_tick_do_not_grow_with_the_batch(app, factory, m
         statements.clear()
         sa_event.listen(db.engine, "before_cursor_execute", count)
         try:
-            sync_schedule.dispatch_due()
+            schedule.dispatch_due()
         finally:
             sa_event.remove(db.engine, "before_cursor_execute", count)
         return len(statements)
@@ -308,7 +308,7 @@ def test_two_dispatchers_at_once_never_dispatch_an_integration_twice(app, factor
     db.session.remove()
     sent: list[int] = []
     lock = threading.Lock()
-    original_insert = sync_schedule._insert_locked
+    original_insert = schedule._insert_locked
 
     def slow_insert(rows, dialect):
         inserted = original_insert(rows, dialect)
@@ -319,7 +319,7 @@ def test_two_dispatchers_at_once_never_dispatch_an_integration_twice(app, factor
         with lock:
             sent.append(event.id)
 
-    monkeypatch.setattr(sync_schedule, "_insert_locked", slow_insert)
+    monkeypatch.setattr(schedule, "_insert_locked", slow_insert)
     monkeypatch.setattr(jobs, "enqueue", record)
     barrier_before = threading.Barrier(2)
     barrier_after_claim = threading.Barrier(2)
@@ -330,7 +330,7 @@ def test_two_dispatchers_at_once_never_dispatch_an_integration_twice(app, factor
         try:
             with app.app_context():
                 barrier_before.wait(timeout=10)
-                results.append(sync_schedule.dispatch_due(limit=25))
+                results.append(schedule.dispatch_due(limit=25))
                 db.session.remove()
         except BaseException as exc:
             errors.append(exc)
@@ -348,3 +348,51 @@ def test_two_dispatchers_at_once_never_dispatch_an_integration_twice(app, factor
     events = db.session.scalars(db.select(SyncEvent)).all()
     assert len(events) == 40 and {event.integration_id for event in events} == ids
     assert sorted(sent) == sorted(event.id for event in events)
+
+
+def test_an_unexpected_error_mapped_by_the_runner_backs_off_the_schedule(app, factory, fake_wp, monkeypatch):
+    monkeypatch.setitem(app.config, "SCHEDULE_JITTER_RATIO", 0.0)
+
+    def broken_pull(self, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(ContentSyncService, "pull", broken_pull)
+    integration = due_integration(factory, fake_wp.url)
+
+    schedule.dispatch_due()
+
+    [event] = sync_events(integration.id)
+    assert event.status == "failed" and event.error_message.startswith("Internal error (RuntimeError)")
+    assert event.details["trigger"] == "scheduled"  # carried through the failure details
+    db.session.expire_all()
+    stored = db.session.get(SiteIntegration, integration.id)
+    assert stored.sync_failure_count == 1
+    assert timedelta(minutes=29) < stored.next_sync_at - utcnow() <= timedelta(minutes=30)
+
+
+def test_a_sync_failed_by_stuck_job_recovery_backs_off_the_schedule(app, factory, monkeypatch):
+    monkeypatch.setitem(app.config, "SCHEDULE_JITTER_RATIO", 0.0)
+    integration = due_integration(factory, next_sync_at=utcnow() + timedelta(minutes=5), sync_failure_count=1)
+    old = utcnow() - timedelta(seconds=app.config["SYNC_STUCK_AFTER_SECONDS"] + 5)
+    dead = SyncEvent(
+        integration_id=integration.id,
+        site_id=integration.site_id,
+        event_type=jobs.SYNC.event_type,
+        direction="from_external",
+        status="running",
+        details={"trigger": "scheduled"},
+        task_id=jobs.new_task_id(),
+        sync_lock=integration.id,
+        started_at=old,
+        heartbeat_at=old,
+    )
+    db.session.add(dead)
+    db.session.commit()
+
+    assert jobs.recover_stuck_jobs() == [dead.id]
+
+    db.session.expire_all()
+    stored = db.session.get(SiteIntegration, integration.id)
+    assert stored.sync_failure_count == 2 and stored.paused_reason is None
+    # Second consecutive failure: 15 min x 2^2, instead of the 5 minutes it was due in.
+    assert timedelta(minutes=59) < stored.next_sync_at - utcnow() <= timedelta(minutes=60)

@@ -10,6 +10,7 @@ from typing import Any
 from ..extensions import db
 from ..models import SiteIntegration, utcnow
 from ..platforms.base import PlatformClient
+from ..timeutil import iso
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class SyncMetadataService:
         )
         if integration is None:
             return {}
-        content_types = {**structure, "source": source, "last_structure_fetch": utcnow().isoformat()}
+        content_types = {**structure, "source": source, "last_structure_fetch": iso(utcnow())}
         config = dict(integration.config_json or {})
         config["content_types"] = content_types
         integration.config_json = config

@@ -1,8 +1,9 @@
-"""ContentSyncService: moves posts between WordPress and the ``Content`` table.
+"""ContentSyncService, the sync engine: moves posts between a platform and the ``Content`` table.
 
-Pull (``from_external``) pages through each selected post type, a page at a time (memory stays
-flat however large the site is), fetching up to ``WP_CONCURRENCY`` pages concurrently and
-upserting each page's rows in one batch. Push (``to_external``) sends platform-side content that
+Pull (``from_external``) pages through each selected post type with the client's paging (a page
+at a time, so memory stays flat however large the site is; up to ``WP_CONCURRENCY`` pages in
+flight) and upserts each page's rows in one batch; per-post watermarks make later pulls
+incremental. Push (``to_external``) sends platform-side content that
 is new or changed since its last sync. Conflicts (both sides changed since the last sync) are
 recorded on the content and never resolved by overwriting either side.
 """
@@ -13,32 +14,27 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
+from ..extensions import db, rowcount
 from ..models import Content, SiteIntegration, utcnow
-from ..platforms.base import PlatformClient, PlatformError, PostInput, PostNotFound, RemotePost
+from ..platforms.base import PlatformClient, PlatformError, PostInput, PostNotFound, PostPage, RemotePost
+from ..timeutil import as_utc, iso, parse_iso
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_POST_TYPES = ("post", "page")
-PER_PAGE = 100
 PUSH_BATCH = 100
 PUSH_HEARTBEAT_EVERY = 20
 MAX_ITEMS_IN_DETAILS = 50  # failed posts and conflicts named in the job's details
 PUSH_STATUSES = ("published", "review")
-
-# WordPress post status -> platform Content.status, and back.
-WP_TO_PLATFORM_STATUS = {"publish": "published", "pending": "review"}
-PLATFORM_TO_WP_STATUS = {"published": "publish", "review": "pending", "draft": "draft"}
 PUSHED_TAXONOMIES = ("categories", "tags")
 
 
@@ -56,22 +52,12 @@ def hash_of(content: Content) -> str:
     return content_hash(content.title, content.content_html, content.status, content.taxonomies)
 
 
-def platform_status(wp_status: str | None) -> str:
-    return WP_TO_PLATFORM_STATUS.get(wp_status or "", "draft")
-
-
 def selected_post_types(integration: SiteIntegration) -> list[str]:
     """Post types to sync: ``config_json.sync_post_types`` when set, else post and page."""
     configured = (integration.config_json or {}).get("sync_post_types")
     if isinstance(configured, list) and configured and all(isinstance(item, str) for item in configured):
         return list(dict.fromkeys(configured))
     return list(DEFAULT_POST_TYPES)
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass
@@ -156,8 +142,8 @@ class ContentSyncService:
         self.counts = counts
         self.progress = progress
         self.job_id = job_id
-        self.concurrency = max(1, int(current_app.config.get("WP_CONCURRENCY", 4)))
-        self.overlap = timedelta(seconds=int(current_app.config.get("SYNC_PULL_OVERLAP_SECONDS", 120)))
+        self.concurrency = max(1, int(current_app.config["WP_CONCURRENCY"]))
+        self.overlap = timedelta(seconds=int(current_app.config["SYNC_PULL_OVERLAP_SECONDS"]))
         self.incremental_used: dict[str, bool] = {}
         self._scan_started = utcnow()
         self._duplicates = 0
@@ -168,7 +154,7 @@ class ContentSyncService:
         """Upsert every (changed) post of the selected post types."""
         watermarks = dict(self.integration.pull_watermarks or {})
         for post_type in selected_post_types(self.integration):
-            since = None if full else _parse_iso(watermarks.get(post_type))
+            since = None if full else parse_iso(watermarks.get(post_type))
             errors_before = self.counts.errors
             scan_started = self._scan_started = utcnow()
             self._duplicates = 0
@@ -188,12 +174,12 @@ class ContentSyncService:
             # Advance the high-water mark only when every post was stored, or a bad post would be
             # skipped by every later incremental pull.
             if self.counts.errors == errors_before:
-                previous = _parse_iso(watermarks.get(post_type))
+                previous = parse_iso(watermarks.get(post_type))
                 candidates = [value for value in (previous, newest) if value is not None]
                 if candidates:
-                    watermarks[post_type] = max(candidates).isoformat()
+                    watermarks[post_type] = iso(max(candidates))
                 elif full:
-                    watermarks[post_type] = scan_started.isoformat()
+                    watermarks[post_type] = iso(scan_started)
         self._save_watermarks(watermarks)
 
     def _save_watermarks(self, watermarks: dict[str, str]) -> None:
@@ -201,7 +187,7 @@ class ContentSyncService:
         if integration is None:
             return
         integration.pull_watermarks = watermarks
-        parsed = [_parse_iso(value) for value in watermarks.values()]
+        parsed = [parse_iso(value) for value in watermarks.values()]
         parsed_values = [value for value in parsed if value is not None]
         integration.last_pull_modified_gmt = max(parsed_values) if parsed_values else None
         db.session.commit()
@@ -209,108 +195,35 @@ class ContentSyncService:
     def _pull_type(self, post_type: str, since: datetime | None, full: bool, detect_conflicts: bool) -> datetime | None:
         modified_after = since - self.overlap if since else None
         newest: datetime | None = None
-        pages = self._pages(post_type, modified_after)
-        for page_number, page in pages:
-            if isinstance(page, PlatformError):
+        for page in self.client.pages(post_type, modified_after, concurrency=self.concurrency):
+            self.incremental_used[post_type] = page.incremental
+            if page.error is not None:
                 self.counts.error(
-                    {"content_type": post_type, "page": page_number, "error": f"page could not be read: {page}"}
+                    {"content_type": post_type, "page": page.number, "error": f"page could not be read: {page.error}"}
                 )
                 continue
-            if page_number == 1:
-                self.progress.add_total(page.total if page.total is not None else len(page.posts))
+            if page.number == 1:
+                self.progress.add_total(page.total if page.total is not None else page.listed)
             elif page.total is None:
-                self.progress.add_total(len(page.posts))
-            page_newest = self._store_page(post_type, page.posts, since, full, detect_conflicts)
+                self.progress.add_total(page.listed)
+            page_newest = self._store_page(post_type, page, since, full, detect_conflicts)
             if page_newest and (newest is None or page_newest > newest):
                 newest = page_newest
-            self.progress.advance(len(page.posts))
+            self.progress.advance(page.listed)
             self.progress.report()
         return newest
 
-    def _pages(self, post_type: str, modified_after: datetime | None) -> Iterator[tuple[int, Any]]:
-        """Yield (page number, PostPage or a non-fatal PlatformError) in page order, fetching at
-        most ``concurrency`` pages at once. Transient errors and auth errors propagate (the job is
-        retried or fails); other errors name the page and the scan goes on."""
-        try:
-            first = self.client.list_posts(post_type, 1, per_page=PER_PAGE, modified_after=modified_after)
-            self.incremental_used[post_type] = modified_after is not None
-        except PlatformError as exc:
-            if modified_after is None or exc.transient or exc.status_code not in (400,):
-                raise
-            # WordPress before 5.7 (or a proxy) rejects modified_after: fall back to a full scan;
-            # unchanged posts are recognised by their modified time.
-            logger.info("integration %s: modified_after refused (%s); full scan", self.integration.id, exc)
-            modified_after = None
-            self.incremental_used[post_type] = False
-            first = self.client.list_posts(post_type, 1, per_page=PER_PAGE)
-        yield 1, first
-        total_pages = first.total_pages
-        if total_pages is None:
-            # No X-WP-TotalPages: read sequentially until a short page.
-            page_number, page = 1, first
-            while len(page.posts) >= PER_PAGE:
-                page_number += 1
-                page = self._fetch(post_type, page_number, modified_after)
-                if page is None:
-                    return
-                yield page_number, page
-                if isinstance(page, PlatformError):
-                    return
-            return
-        if total_pages <= 1:
-            return
-        app = current_app._get_current_object()
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="wp-pages") as pool:
-            pending: dict[int, Future] = {}
-            next_page = 2
-            for page_number in range(2, total_pages + 1):
-                while next_page <= total_pages and len(pending) < self.concurrency:
-                    pending[next_page] = pool.submit(self._fetch_in_app, app, post_type, next_page, modified_after)
-                    next_page += 1
-                page = pending.pop(page_number).result()
-                if page is None:  # the collection shrank during the scan
-                    for future in pending.values():
-                        future.cancel()
-                    return
-                yield page_number, page
-
-    def _fetch_in_app(self, app: Flask, post_type: str, page_number: int, modified_after: datetime | None) -> Any:
-        with app.app_context():
-            return self._fetch(post_type, page_number, modified_after)
-
-    def _fetch(self, post_type: str, page_number: int, modified_after: datetime | None) -> Any:
-        try:
-            return self.client.list_posts(post_type, page_number, per_page=PER_PAGE, modified_after=modified_after)
-        except PlatformError as exc:
-            if exc.transient or exc.stage == "auth" or exc.status_code in (401, 403):
-                raise
-            if exc.status_code == 400:
-                return None  # a page past the end (posts were deleted while scanning)
-            return exc
-
     def _store_page(
-        self,
-        post_type: str,
-        posts: list[RemotePost],
-        since: datetime | None,
-        full: bool,
-        detect_conflicts: bool,
+        self, post_type: str, page: PostPage, since: datetime | None, full: bool, detect_conflicts: bool
     ) -> datetime | None:
         """Upsert one page of posts in one transaction; returns the newest modified time seen."""
-        valid: list[RemotePost] = []
-        for post in posts:
-            problem = _malformed(post)
-            if problem:
-                self.counts.error(
-                    {"content_type": post_type, "external_id": _safe_id(post), "error": f"malformed post: {problem}"}
-                )
-            else:
-                valid.append(post)
-        if not valid:
+        for problem in page.problems:
+            self.counts.error({"content_type": post_type, **problem})
+        if not page.posts:
             return None
         for attempt in range(2):
             try:
-                newest = self._upsert(post_type, valid, since, full, detect_conflicts)
+                newest = self._upsert(post_type, page.posts, since, full, detect_conflicts)
                 db.session.commit()
                 return newest
             except IntegrityError:
@@ -343,7 +256,7 @@ class ContentSyncService:
         inserted: dict[str, dict[str, Any]] = {}
         for post in posts:
             external_id = str(post.external_id)
-            modified = _as_utc(post.modified_gmt)
+            modified = as_utc(post.modified_gmt)
             if modified and (newest is None or modified > newest):
                 newest = modified
             row = existing.get(external_id)
@@ -369,7 +282,7 @@ class ContentSyncService:
                 }
                 self.counts.created += 1
                 continue
-            stored = _as_utc(row.external_modified_gmt)
+            stored = as_utc(row.external_modified_gmt)
             remote_changed = modified is None or stored is None or modified > stored or row.external_status == "missing"
             if not remote_changed:
                 self.counts.unchanged += 1
@@ -377,13 +290,13 @@ class ContentSyncService:
                 continue
             local_changed = row.synced_hash is not None and hash_of(row) != row.synced_hash
             if detect_conflicts and local_changed:
-                if not row.conflict or row.conflict.get("remote_modified_gmt") != _iso(modified):
+                if not row.conflict or row.conflict.get("remote_modified_gmt") != iso(modified):
                     row.conflict = {
-                        "detected_at": now.isoformat(),
+                        "detected_at": iso(now),
                         "job_id": self.job_id,
                         "reason": "changed in WordPress and on the platform since the last sync",
-                        "remote_modified_gmt": _iso(modified),
-                        "local_synced_at": _iso(row.last_synced_at),
+                        "remote_modified_gmt": iso(modified),
+                        "local_synced_at": iso(row.last_synced_at),
                         "remote_title": (post.title or "")[:200],
                     }
                 seen.append(row.id)
@@ -421,7 +334,7 @@ class ContentSyncService:
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
-        self.counts.missing += result.rowcount or 0
+        self.counts.missing += rowcount(result) or 0
 
     # ------------------------------------------------------------------ push
 
@@ -474,9 +387,9 @@ class ContentSyncService:
             content_type=content.content_type,
             title=content.title,
             content_html=content.content_html,
-            status=PLATFORM_TO_WP_STATUS.get(content.status, "draft"),
+            status=content.status,
             taxonomies=_pushed_taxonomies(content.taxonomies),
-            meta={"_igny8_content_id": content.id},
+            content_id=content.id,
         )
         try:
             if content.external_id:
@@ -489,7 +402,7 @@ class ContentSyncService:
             self.counts.missing += 1
             return
         except PlatformError as exc:
-            if exc.transient or exc.stage == "auth" or exc.status_code in (401, 403):
+            if exc.ends_job:
                 raise
             self.counts.error({"content_id": content.id, "external_id": content.external_id, "error": str(exc)})
             return
@@ -497,7 +410,7 @@ class ContentSyncService:
         content.external_id = str(remote.external_id)
         content.external_url = remote.url
         content.external_status = remote.status
-        content.external_modified_gmt = _as_utc(remote.modified_gmt)
+        content.external_modified_gmt = as_utc(remote.modified_gmt)
         content.last_synced_at = now
         content.synced_hash = current
         content.conflict = None
@@ -519,10 +432,10 @@ def remote_values(post: RemotePost, now: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {
         "title": post.title or "",
         "content_html": post.content_html or "",
-        "status": platform_status(post.status),
+        "status": post.content_status,
         "external_url": post.url,
         "external_status": post.status,
-        "external_modified_gmt": _as_utc(post.modified_gmt),
+        "external_modified_gmt": as_utc(post.modified_gmt),
         "taxonomies": dict(post.taxonomies or {}),
         "last_synced_at": now,
         "conflict": None,
@@ -546,62 +459,3 @@ def _pushed_taxonomies(taxonomies: dict[str, Any] | None) -> dict[str, list[Any]
         if isinstance(values, list):
             result[name] = values
     return result
-
-
-def _malformed(post: RemotePost) -> str | None:
-    external_id = getattr(post, "external_id", None)
-    if external_id is None or str(external_id).strip() == "" or len(str(external_id)) > 64:
-        return "it has no usable id"
-    if not isinstance(post.title, str):
-        return "the title is not text"
-    if not isinstance(post.content_html, str):
-        return "the content is not text"
-    if post.status is not None and not isinstance(post.status, str):
-        return "the status is not text"
-    if post.modified_gmt is not None and not isinstance(post.modified_gmt, datetime):
-        return "the modified time is not a date"
-    if post.url is not None and (not isinstance(post.url, str) or len(post.url) > 2048):
-        return "the link is not a URL"
-    if post.taxonomies is not None and not isinstance(post.taxonomies, dict):
-        return "the taxonomies are not an object"
-    return _malformed_raw(post.raw)
-
-
-def _malformed_raw(raw: Any) -> str | None:
-    """Checks on the WordPress JSON itself: the client normalises leniently (a broken field
-    becomes empty), and an empty title or body must not silently overwrite a good copy."""
-    if not isinstance(raw, dict) or not raw:
-        return None
-    post_id = raw.get("id")
-    if not isinstance(post_id, int) or isinstance(post_id, bool) or post_id <= 0:
-        return "its id is not a positive integer"
-    for name in ("title", "content"):
-        if name in raw and not isinstance(raw[name], dict | str):
-            return f"its {name} is neither text nor a rendered object"
-    modified = raw.get("modified_gmt")
-    if modified is not None:
-        if not isinstance(modified, str):
-            return "its modified_gmt is not a date"
-        try:
-            datetime.fromisoformat(modified.replace("Z", "+00:00"))
-        except ValueError:
-            return "its modified_gmt is not a date"
-    return None
-
-
-def _safe_id(post: Any) -> str | None:
-    value = getattr(post, "external_id", None)
-    return None if value is None else str(value)[:64]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _as_utc(value).isoformat()
-
-
-def _parse_iso(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return _as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None

@@ -12,12 +12,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func
 
-from .. import sync_schedule
 from ..auth import Principal
 from ..extensions import db
-from ..models import Content, SyncEvent, utcnow
-from . import access, jobs
-from .sync import current_job
+from ..models import FINAL_JOB_STATUSES, Content, JobStatus, SyncEvent, utcnow
+from ..services import access
+from . import jobs, schedule
+from .requests import current_job
 
 RECENT_FAILURES = 5
 COUNT_KEYS = ("created", "updated", "unchanged", "missing", "pushed", "conflicts", "errors")
@@ -36,14 +36,14 @@ class SyncHealthService:
             .where(
                 SyncEvent.integration_id == integration.id,
                 SyncEvent.event_type == jobs.EVENT_SYNC,
-                SyncEvent.status.in_(jobs.FINAL_STATUSES),
+                SyncEvent.status.in_(FINAL_JOB_STATUSES),
             )
             .order_by(SyncEvent.id.desc())
             .limit(1)
         )
         failures = db.session.scalars(
             db.select(SyncEvent)
-            .where(SyncEvent.integration_id == integration.id, SyncEvent.status == "failed")
+            .where(SyncEvent.integration_id == integration.id, SyncEvent.status == JobStatus.failed)
             .order_by(SyncEvent.id.desc())
             .limit(RECENT_FAILURES)
         ).all()
@@ -82,7 +82,7 @@ class SyncHealthService:
                 "sync_event_id": active.id if stuck and active is not None else None,
             },
             "recent_failures": [_event_summary(event) for event in failures],
-            "schedule": sync_schedule.schedule_status(integration, now),
+            "schedule": schedule.schedule_status(integration, now),
             "last_webhook_at": integration.last_webhook_at,
             "last_pull_modified_gmt": integration.last_pull_modified_gmt,
             "last_structure_fetch": content_types.get("last_structure_fetch")

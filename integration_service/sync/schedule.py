@@ -7,9 +7,9 @@ Two layers:
   run is due (with jitter, so integrations created together do not fire together), how far
   consecutive failures push it out (exponential, capped at SCHEDULE_BACKOFF_MAX_SECONDS), when an
   authentication failure pauses the schedule, and whether the run is the reconcile sweep.
-- **The dispatcher** (``integration.dispatch_due_syncs``, run by celery beat every
-  SCHEDULER_TICK_SECONDS): claims the due integrations with one indexed query (``FOR UPDATE SKIP
-  LOCKED`` on PostgreSQL, so two dispatchers never take the same row), records their queued
+- **The dispatcher** (``dispatch_due``, the task ``integration.dispatch_due_syncs`` in ``tasks``,
+  run by celery beat every SCHEDULER_TICK_SECONDS): claims the due integrations with one indexed
+  query (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two dispatchers never take the same row), records their queued
   SyncEvents holding the one-sync-per-integration lock (``sync_events.sync_lock``), advances
   ``next_sync_at`` and enqueues. The number of statements per tick does not depend on how many
   integrations exist.
@@ -26,20 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import shared_task
 from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from . import metrics
-from .errors import QueueUnavailable
-from .extensions import db
-from .models import SYNC_DIRECTIONS, SiteIntegration, SyncEvent, utcnow
-from .services import jobs
+from .. import metrics
+from ..errors import QueueUnavailable
+from ..extensions import db
+from ..models import SYNC_DIRECTIONS, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
+from . import jobs
 
 logger = logging.getLogger(__name__)
+_RANDOM = random.Random()  # jitter needs no reproducibility; tests pass their own seeded Random
 
-TASK_DISPATCH = "integration.dispatch_due_syncs"
 TRIGGER_MANUAL = "manual"
 TRIGGER_SCHEDULED = "scheduled"
 PAUSED_AUTH_FAILED = "auth_failed"
@@ -84,14 +83,14 @@ def policy() -> Policy:
 def first_due(now: datetime, interval_minutes: float, rng: random.Random | None = None) -> datetime:
     """A new (or re-timed) schedule's first run: anywhere within one interval, so a thousand
     integrations created in the same minute spread over the interval instead of one second."""
-    rng = rng or random
+    rng = rng or _RANDOM
     return now + timedelta(minutes=rng.uniform(0, interval_minutes))
 
 
 def next_due(now: datetime, interval_minutes: float, pol: Policy, rng: random.Random | None = None) -> datetime:
     """The run after a successful one: one interval later, give or take the jitter ratio (so
     schedules that started together drift apart instead of staying in lockstep)."""
-    rng = rng or random
+    rng = rng or _RANDOM
     factor = rng.uniform(1 - pol.jitter_ratio, 1 + pol.jitter_ratio)
     return now + timedelta(minutes=interval_minutes * factor)
 
@@ -101,7 +100,7 @@ def backoff_delay_seconds(
 ) -> float:
     """After ``failures`` consecutive failures (>= 1): interval × 2^failures, jittered, never more
     than ``backoff_max_seconds``."""
-    rng = rng or random
+    rng = rng or _RANDOM
     base = interval_minutes * 60 * (2 ** min(failures, 32))
     jittered = base * rng.uniform(1 - pol.jitter_ratio, 1 + pol.jitter_ratio)
     return min(pol.backoff_max_seconds, jittered)
@@ -143,7 +142,7 @@ def outcome_after_job(
     """Success (or partial: the site answered) resets the failure count; a failure backs off;
     an authentication failure pauses the schedule until a connection test passes, so a revoked
     password does not produce a stream of failing jobs."""
-    if status != "failed":
+    if status != JobStatus.failed:
         due = next_due(now, interval_minutes, pol, rng) if interval_minutes else None
         return Outcome(0, due, current_pause)
     failures += 1
@@ -214,7 +213,6 @@ def carried_details(details: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (details or {}).items() if key in CARRIED_KEYS}
 
 
-
 def after_sync_job(event_id: int, status: str, failed_stage: str | None = None) -> None:
     """Called by the sync runner once a sync job (manual or scheduled) wrote its final state:
     updates the schedule and the job metrics. Never raises into the job."""
@@ -254,7 +252,7 @@ def _after_sync_job(event_id: int, status: str, failed_stage: str | None) -> Non
     if outcome.paused_reason != integration.paused_reason:
         logger.warning("integration %s: schedule paused (%s)", integration.id, outcome.paused_reason)
     integration.paused_reason = outcome.paused_reason
-    if details.get("sweep") == KIND_RECONCILE and status != "failed":
+    if details.get("sweep") == KIND_RECONCILE and status != JobStatus.failed:
         integration.next_reconcile_at = now + timedelta(minutes=policy().reconcile_interval_minutes)
     db.session.commit()
 
@@ -297,10 +295,9 @@ def _insert_locked(rows: list[dict[str, Any]], dialect: str) -> dict[int, int]:
     """Insert the queued jobs in one statement; a row whose integration already holds the sync
     lock (a manual sync queued or running) is not inserted. Returns {integration id: event id}
     of the jobs inserted."""
-    table = SyncEvent.__table__
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=["sync_lock"])
-    result = db.session.execute(statement.values(rows).returning(table.c.integration_id, table.c.id))
+    statement = dialect_insert(SyncEvent).on_conflict_do_nothing(index_elements=["sync_lock"])
+    result = db.session.execute(statement.values(rows).returning(SyncEvent.integration_id, SyncEvent.id))
     return {integration_id: event_id for integration_id, event_id in result}
 
 
@@ -333,10 +330,10 @@ def dispatch_due(now: datetime | None = None, limit: int | None = None) -> dict[
         rows[integration_id] = {
             "integration_id": integration_id,
             "site_id": site_id,
-            "event_type": jobs.EVENT_SYNC,
-            "action": "sync",
+            "event_type": jobs.SYNC.event_type,
+            "action": jobs.SYNC.action,
             "direction": direction,
-            "status": "queued",
+            "status": JobStatus.queued,
             "details": details,
             "task_id": jobs.new_task_id(),
             "sync_lock": integration_id,
@@ -351,7 +348,7 @@ def dispatch_due(now: datetime | None = None, limit: int | None = None) -> dict[
     for integration_id, interval in intervals.items():
         values: dict[str, Any] = {"id": integration_id, "next_sync_at": next_due(now, interval, pol)}
         if integration_id in locked:
-            values["sync_status"] = "pending"
+            values["sync_status"] = SyncStatus.pending
             values["last_scheduled_sync_at"] = now
         updates.append(values)
     db.session.execute(update(SiteIntegration), updates)
@@ -360,7 +357,7 @@ def dispatch_due(now: datetime | None = None, limit: int | None = None) -> dict[
     dispatched = 0
     for integration_id, event_id in locked.items():
         try:
-            jobs.enqueue(_EventRef(event_id, rows[integration_id]["task_id"]), jobs.TASK_SYNC)
+            jobs.enqueue(_EventRef(event_id, rows[integration_id]["task_id"]), jobs.SYNC.task)
         except QueueUnavailable:
             # enqueue removed the queued row (releasing the lock); retry on the next tick.
             logger.warning("dispatcher: could not enqueue the sync of integration %s", integration_id)
@@ -384,9 +381,3 @@ class _EventRef:
 
     id: int
     task_id: str
-
-
-@shared_task(name=TASK_DISPATCH, ignore_result=True, time_limit=60, soft_time_limit=50)
-def dispatch_due_syncs() -> dict[str, int]:
-    """Celery beat runs this every SCHEDULER_TICK_SECONDS (see ``beat_schedule`` in config)."""
-    return dispatch_due()

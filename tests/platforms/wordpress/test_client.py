@@ -110,7 +110,7 @@ def test_page_past_the_end_is_empty(wp: responses.RequestsMock) -> None:
     assert page.posts == []
 
 
-def test_iter_posts_walks_every_page(wp: responses.RequestsMock) -> None:
+def test_pages_walks_every_page(wp: responses.RequestsMock) -> None:
     for number in (1, 2, 3):
         wp.get(
             f"{API}/posts",
@@ -118,7 +118,7 @@ def test_iter_posts_walks_every_page(wp: responses.RequestsMock) -> None:
             headers={"X-WP-Total": "3", "X-WP-TotalPages": "3"},
             match=[matchers.query_param_matcher({"page": str(number)}, strict_match=False)],
         )
-    ids = [post.external_id for page in make_client().iter_posts("post", per_page=1) for post in page.posts]
+    ids = [post.external_id for page in make_client().pages("post", per_page=1, concurrency=2) for post in page.posts]
     assert ids == ["1", "2", "3"]
 
 

@@ -1,0 +1,218 @@
+"""SyncService, the API side of sync jobs: ``submit`` validates a request, records its
+``SyncEvent`` and enqueues its task (one sync at a time per integration); ``sync_status`` reports.
+
+Job lifecycle: ``queued`` (recorded here, then enqueued) → ``running`` (claimed by a worker,
+heartbeating; see ``runner``) → ``success`` / ``partial`` (some posts failed, named in the
+details) / ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ..auth import Principal
+from ..errors import Conflict, InvalidInput, NotFound, PlatformNotSupported
+from ..extensions import db
+from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus
+from ..platforms.registry import is_supported
+from ..services import access
+from . import jobs
+from .schedule import TRIGGER_MANUAL
+from .structure import SyncMetadataService
+
+logger = logging.getLogger(__name__)
+
+SYNC_PLATFORMS = frozenset({"wordpress"})
+RECENT_EVENTS = 10
+STATUS_URL = "/api/v1/integration/integrations/{id}/sync_status/"
+
+
+def status_url(integration_id: int) -> str:
+    return STATUS_URL.format(id=integration_id)
+
+
+def job_reference(event: SyncEvent) -> dict[str, Any]:
+    return {
+        "job_id": event.task_id,
+        "sync_event_id": event.id,
+        "status": "queued",
+        "status_url": status_url(event.integration_id),
+    }
+
+
+class SyncService:
+    """API side: validates a request, records the job and enqueues it."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    def integration(self, integration_id: int) -> SiteIntegration:
+        return access.get_integration(self.principal, integration_id)
+
+    # ------------------------------------------------------------------ requests
+
+    def start_sync(self, integration_id: int, direction: str, full: bool) -> dict[str, Any]:
+        return self.submit(
+            integration_id,
+            jobs.SYNC,
+            lambda integration: {"direction": direction, "details": {"full": full, "trigger": TRIGGER_MANUAL}},
+        )
+
+    def start_content_pull(self, integration_id: int, content_id: int) -> dict[str, Any]:
+        def describe(integration: SiteIntegration) -> dict[str, Any]:
+            content = db.session.scalar(
+                access.contents_query(self.principal).where(
+                    Content.id == content_id, Content.site_id == integration.site_id
+                )
+            )
+            if content is None:
+                raise NotFound("Content not found.")
+            if not content.external_id:
+                raise InvalidInput(
+                    "This content has no WordPress post yet; push it with a to_external sync first.",
+                    details={"content_id": ["The content has no external_id."]},
+                )
+            return {
+                "direction": "from_external",
+                "content_id": content.id,
+                "details": {"content_id": content.id, "external_id": content.external_id},
+            }
+
+        return self.submit(integration_id, jobs.CONTENT_PULL, describe)
+
+    def start_structure_update(self, integration_id: int, structure: dict[str, Any]) -> dict[str, Any]:
+        # The payload travels in the job's row, not in the task arguments (ids only).
+        return self.submit(
+            integration_id,
+            jobs.STRUCTURE,
+            lambda integration: {"direction": "metadata", "details": {"structure": structure}},
+        )
+
+    def submit(
+        self, integration_id: int, kind: jobs.JobKind, describe: Callable[[SiteIntegration], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Validate (platform, active, sync enabled), record the job ``describe`` gives the
+        SyncEvent fields of, and enqueue its task; returns the job reference (202 body)."""
+        integration = self.integration(integration_id)
+        self.ensure_supported(integration)
+        if kind.needs_sync_enabled:
+            self.ensure_can_sync(integration)
+        elif not integration.is_active:
+            raise InvalidInput("The integration is inactive.", details={"is_active": ["Activate it first."]})
+        event = SyncEvent(
+            integration_id=integration.id,
+            site_id=integration.site_id,
+            event_type=kind.event_type,
+            action=kind.action,
+            status=JobStatus.queued,
+            task_id=jobs.new_task_id(),
+            **describe(integration),
+        )
+        previous_status = integration.sync_status
+        if kind.holds_lock:
+            # A job whose worker died must not block this request forever.
+            jobs.recover_stuck_jobs(integration.id)
+            event.sync_lock = integration.id
+            self._record_locked(event, integration)
+        else:
+            db.session.add(event)
+            db.session.commit()
+        try:
+            jobs.enqueue(event, kind.task)
+        except Exception:
+            if kind.holds_lock:
+                db.session.execute(
+                    db.update(SiteIntegration)
+                    .where(SiteIntegration.id == integration_id)
+                    .values(sync_status=previous_status)
+                )
+                db.session.commit()
+            raise
+        logger.info("%s %s (%s) queued for integration %s", kind.event_type, event.id, event.direction, integration_id)
+        return job_reference(event)
+
+    @staticmethod
+    def ensure_supported(integration: SiteIntegration) -> None:
+        if integration.platform not in SYNC_PLATFORMS or not is_supported(integration.platform):
+            raise PlatformNotSupported(
+                f"Syncing is not supported for {integration.platform} integrations.",
+                details={"platform": integration.platform},
+            )
+
+    @staticmethod
+    def ensure_can_sync(integration: SiteIntegration) -> None:
+        if not integration.is_active:
+            raise InvalidInput("The integration is inactive.", details={"is_active": ["Activate it to sync."]})
+        if not integration.sync_enabled:
+            raise InvalidInput("Sync is disabled for this integration.", details={"sync_enabled": ["Enable sync."]})
+
+    def _record_locked(self, event: SyncEvent, integration: SiteIntegration) -> None:
+        """Insert the job holding the integration's sync lock (a unique column): a concurrent
+        request loses the race at the database and gets 409 with the winner's job id."""
+        for attempt in range(2):
+            db.session.add(event)
+            integration.sync_status = SyncStatus.pending
+            try:
+                db.session.commit()
+                return
+            except IntegrityError:
+                db.session.rollback()
+                conflict = self._already_running(integration.id)
+                if conflict.details or attempt == 1:
+                    raise conflict from None
+                # The lock holder finished between our insert and the lookup: try once more
+                # (the rollback expunged the pending event, so it is added again).
+
+    @staticmethod
+    def _already_running(integration_id: int) -> Conflict:
+        running = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration_id))
+        details: dict[str, Any] = {}
+        if running is not None:
+            details = {"job_id": running.task_id, "sync_event_id": running.id, "status": running.status}
+        return Conflict(
+            "A sync is already queued or running for this integration.",
+            details=details,
+            extra={key: details[key] for key in ("job_id", "sync_event_id") if key in details},
+        )
+
+    # ------------------------------------------------------------------ status
+
+    def content_types(self, integration_id: int) -> dict[str, Any]:
+        return SyncMetadataService(self.integration(integration_id)).content_types()
+
+    def sync_status(self, integration_id: int) -> dict[str, Any]:
+        integration = self.integration(integration_id)
+        # Both queries use an index: the unique sync_lock, and (integration_id, id).
+        current = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
+        recent = db.session.scalars(
+            db.select(SyncEvent)
+            .where(SyncEvent.integration_id == integration.id)
+            .order_by(SyncEvent.id.desc())
+            .limit(RECENT_EVENTS)
+        ).all()
+        return {
+            "sync_status": integration.sync_status,
+            "last_sync_at": integration.last_sync_at,
+            "sync_error": integration.sync_error,
+            "current_job": current_job(current),
+            "recent_events": recent,
+        }
+
+
+def current_job(event: SyncEvent | None) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    return {
+        "job_id": event.task_id,
+        "sync_event_id": event.id,
+        "direction": event.direction,
+        "state": event.status,
+        "progress": {"done": event.progress_done, "total": event.progress_total},
+        "started_at": event.started_at,
+        "heartbeat_at": event.heartbeat_at,
+        "stuck": jobs.is_stuck(event),
+    }

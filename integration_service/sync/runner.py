@@ -1,0 +1,258 @@
+"""The worker side of sync jobs: one runner template for every kind of job.
+
+``run(job_class, event_id, task_id, retries, max_retries)`` claims the job (fenced by its claim
+token), loads its rows, lets the job check it can still run, opens the platform client
+(``with client_for(...)``), runs the job's body, maps errors (a transient platform error is
+retried with backoff while retries are left; a lost claim stops without writing; anything else
+fails the job with a message) and finishes it. Each job below keeps only its body.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from ..extensions import db
+from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
+from ..platforms.base import PlatformClient, PlatformError, PostNotFound
+from ..platforms.registry import client_for
+from . import jobs, schedule
+from .engine import ContentSyncService, Progress, SyncCounts, apply_remote
+from .structure import SyncMetadataService
+
+logger = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """A transient platform error: the task should be retried after ``countdown`` seconds."""
+
+    def __init__(self, countdown: float, message: str) -> None:
+        super().__init__(message)
+        self.countdown = countdown
+
+
+@dataclass
+class Outcome:
+    status: JobStatus
+    details: dict[str, Any]
+    error: str | None = None
+    done: int | None = None  # progress_done to publish with the final state
+    failed_stage: str | None = None  # the PlatformError's stage of a failure ("auth" pauses the schedule)
+
+
+class Job:
+    """One run of a job. Subclasses set the class options and implement ``body``."""
+
+    uses_client: ClassVar[bool] = True
+    updates_integration: ClassVar[bool] = False  # finish() also writes the integration's sync state
+
+    def __init__(self, claim: jobs.Claim, event: SyncEvent, integration: SiteIntegration, retries: int) -> None:
+        self.claim = claim
+        self.event = event
+        self.integration = integration
+        self.retries = retries
+
+    def prepare(self) -> str | None:
+        """Before the client opens: a reason the job cannot run (it fails), or None."""
+        return None
+
+    def body(self, client: PlatformClient | None) -> Outcome:
+        raise NotImplementedError
+
+    def details(self) -> dict[str, Any]:
+        """The details written when the job fails or is retried."""
+        return dict(self.event.details or {})
+
+    def done(self) -> int | None:
+        return None
+
+    def finished(self, outcome: Outcome) -> None:
+        """After the final state was written (every outcome the template reaches, failures included)."""
+
+
+def run(
+    job_class: type[Job], event_id: int, task_id: str | None, retries: int = 0, max_retries: int = 0
+) -> dict[str, Any]:
+    claim = jobs.claim(event_id, task_id)
+    if claim is None:
+        logger.info("sync event %s: not claimable (finished, gone or owned elsewhere); skipping", event_id)
+        return {"status": "skipped"}
+    event = db.session.get(SyncEvent, event_id)
+    if event is not None:
+        db.session.refresh(event)  # the claim was written by an UPDATE the session did not see
+    integration = db.session.get(SiteIntegration, event.integration_id) if event is not None else None
+    if event is None or integration is None:
+        jobs.finish(claim, JobStatus.failed, None, "The job's integration no longer exists.")
+        return {"status": JobStatus.failed}
+    job = job_class(claim, event, integration, retries)
+    try:
+        reason = job.prepare()
+        if reason is not None:
+            outcome = Outcome(JobStatus.failed, job.details(), reason)
+        elif job.uses_client:
+            with client_for(integration) as client:
+                outcome = job.body(client)
+        else:
+            outcome = job.body(None)
+    except jobs.LostOwnership:
+        db.session.rollback()
+        logger.warning("sync event %s: lost ownership (taken over or marked stuck); stopping", event_id)
+        return {"status": "abandoned"}
+    except PlatformError as exc:
+        db.session.rollback()
+        failure = _retry_or_fail(claim, exc, job.details(), retries, max_retries)
+        if failure is None:
+            return {"status": "abandoned"}
+        outcome = Outcome(JobStatus.failed, job.details(), failure, job.done(), exc.stage)
+    except SoftTimeLimitExceeded:
+        db.session.rollback()
+        outcome = Outcome(JobStatus.failed, job.details(), "The job exceeded its time limit.", job.done())
+    except Exception as exc:
+        db.session.rollback()
+        logger.exception("sync event %s failed unexpectedly", event_id)
+        message = f"Internal error ({type(exc).__name__}); see the worker log."
+        outcome = Outcome(JobStatus.failed, job.details(), message, job.done())
+    finished = jobs.finish(
+        claim, outcome.status, outcome.details, outcome.error, outcome.done, update_integration=job.updates_integration
+    )
+    if not finished:
+        return {"status": "abandoned"}
+    job.finished(outcome)
+    logger.info("sync event %s finished: %s", event_id, outcome.status)
+    return {"status": outcome.status}
+
+
+def _describe(exc: PlatformError) -> str:
+    return f"{exc.stage}: {exc.message}" + (f" (HTTP {exc.status_code})" if exc.status_code else "")
+
+
+def _retry_or_fail(
+    claim: jobs.Claim, exc: PlatformError, details: dict[str, Any], retries: int, max_retries: int
+) -> str | None:
+    """Requeue for a retry (raises RetryLater) on a transient error with retries left; else return
+    the failure message (None: the job was no longer ours)."""
+    message = _describe(exc)
+    if exc.transient and retries < max_retries:
+        countdown = jobs.backoff_seconds(retries, exc.retry_after)
+        retry_details = {**details, "attempts": retries + 1, "next_retry_in_seconds": countdown}
+        if jobs.requeue_for_retry(claim, f"attempt {retries + 1} failed ({message}); retrying", retry_details):
+            logger.warning("sync event %s: transient error (%s); retry in %ss", claim.event_id, message, countdown)
+            raise RetryLater(countdown, message)
+        return None
+    return message
+
+
+# ---------------------------------------------------------------------- the jobs
+
+
+class SyncJob(Job):
+    """A sync in one direction (``SyncEvent.direction``): metadata, from_external, to_external or both."""
+
+    updates_integration = True
+
+    def __init__(self, claim: jobs.Claim, event: SyncEvent, integration: SiteIntegration, retries: int) -> None:
+        super().__init__(claim, event, integration, retries)
+        self.direction = event.direction or "both"
+        self.full = bool((event.details or {}).get("full"))
+        self.counts = SyncCounts()
+        self.progress = Progress(lambda done, total: jobs.heartbeat(claim, done, total))
+        self.extra: dict[str, Any] = {}
+
+    def prepare(self) -> str | None:
+        if not self.integration.is_active or not self.integration.sync_enabled:
+            return "The integration was deactivated or its sync disabled before the job ran."
+        self.integration.sync_status = SyncStatus.syncing
+        db.session.commit()
+        return None
+
+    def details(self) -> dict[str, Any]:
+        return {
+            **schedule.carried_details(self.event.details),  # who started it (manual, scheduled)
+            "full": self.full,
+            "attempts": self.retries + 1,
+            **self.counts.as_details(),
+            **self.extra,
+        }
+
+    def finished(self, outcome: Outcome) -> None:
+        # The schedule moves on (or backs off / pauses) after manual and scheduled syncs alike.
+        schedule.after_sync_job(self.event.id, outcome.status, outcome.failed_stage)
+
+    def done(self) -> int | None:
+        return self.progress.done
+
+    def body(self, client: PlatformClient | None) -> Outcome:
+        assert client is not None
+        if self.direction == "metadata":
+            self.extra = SyncMetadataService(self.integration).fetch_and_store(client)
+        else:
+            service = ContentSyncService(self.integration, client, self.counts, self.progress, job_id=self.event.id)
+            if self.direction in ("from_external", "both"):
+                service.pull(full=self.full, detect_conflicts=True)
+                self.extra["incremental"] = service.incremental_used
+            if self.direction in ("to_external", "both"):
+                self.progress.add_total(service.count_push_candidates())
+                self.progress.report()
+                service.push(count_unchanged=self.direction == "to_external")
+        counts = self.counts
+        if not counts.errors:
+            return Outcome(JobStatus.success, self.details(), None, self.progress.done)
+        named = ", ".join(_item_name(item) for item in counts.failed_items[:5])
+        error = f"{counts.errors} item(s) could not be synced: {named}"
+        return Outcome(JobStatus.partial, self.details(), error, self.progress.done)
+
+
+def _item_name(item: dict[str, Any]) -> str:
+    if item.get("external_id"):
+        return f"{item.get('content_type', 'post')} {item['external_id']}"
+    if item.get("content_id"):
+        return f"content {item['content_id']}"
+    if item.get("page"):
+        return f"{item.get('content_type')} page {item['page']}"
+    return "unknown item"
+
+
+class ContentPullJob(Job):
+    """Pull one content's post (the platform wins: an explicit pull clears a conflict)."""
+
+    def __init__(self, claim: jobs.Claim, event: SyncEvent, integration: SiteIntegration, retries: int) -> None:
+        super().__init__(claim, event, integration, retries)
+        self.content = db.session.get(Content, event.content_id) if event.content_id else None
+
+    def prepare(self) -> str | None:
+        if self.content is None or not self.content.external_id:
+            return "The content no longer exists or has no WordPress post."
+        return None
+
+    def body(self, client: PlatformClient | None) -> Outcome:
+        content = self.content
+        assert client is not None and content is not None and content.external_id is not None
+        try:
+            remote = client.get_post(content.content_type, content.external_id)
+        except PostNotFound:
+            content.external_status = "missing"
+            content.last_synced_at = utcnow()
+            db.session.commit()
+            return Outcome(JobStatus.success, {**self.details(), "result": "missing", "missing": 1})
+        apply_remote(content, remote, utcnow())
+        db.session.commit()
+        return Outcome(JobStatus.success, {**self.details(), "result": "updated", "updated": 1})
+
+
+class StructureJob(Job):
+    """Store the site structure the plugin pushed (kept in the job's details)."""
+
+    uses_client = False
+
+    def body(self, client: PlatformClient | None) -> Outcome:
+        structure = dict((self.event.details or {}).get("structure") or {})
+        stored = SyncMetadataService(self.integration).store(structure, source="plugin")
+        summary = {
+            "post_types": len(structure.get("post_types") or {}),
+            "taxonomies": len(structure.get("taxonomies") or {}),
+            "last_structure_fetch": stored.get("last_structure_fetch"),
+        }
+        return Outcome(JobStatus.success, summary)

@@ -1,0 +1,85 @@
+"""The sync jobs' Celery tasks (``workers/tasks.py``, the worker entry point, imports them).
+Arguments are ids only (never secrets): the job's ``SyncEvent`` row holds the rest. Long syncs
+run on the ``sync`` queue, short jobs on ``short`` (see CELERY task_routes), so a long sync never
+delays a structure update.
+
+Retries: a transient platform error (connection error, timeout, 429/502/503/504) requeues the job
+with exponential backoff and jitter, up to SYNC_MAX_RETRIES; auth and validation errors fail it
+at once. ``acks_late`` + ``reject_on_worker_lost`` redeliver a job whose worker died; the
+redelivered task takes the job over (same task id) and the dead run's writes are fenced off by
+its claim token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from flask import current_app
+
+from . import jobs, runner, schedule
+
+SHORT_TIME_LIMIT = 120
+SHORT_SOFT_TIME_LIMIT = 100
+
+
+def _with_retries(task: Any, job_class: type[runner.Job], sync_event_id: int) -> dict[str, Any]:
+    """Run a job; on a transient error (RetryLater) schedule the retry with the job's backoff.
+    The job itself counts attempts and decides when to give up (SYNC_MAX_RETRIES)."""
+    max_retries = int(current_app.config["SYNC_MAX_RETRIES"])
+    retries = task.request.retries
+    while True:
+        try:
+            return runner.run(job_class, sync_event_id, task.request.id, retries, max_retries)
+        except runner.RetryLater as exc:
+            if task.request.is_eager:
+                retries += 1  # eager mode (tests): retry inline, without waiting
+                continue
+            raise task.retry(countdown=exc.countdown, max_retries=None) from None
+
+
+@shared_task(name=jobs.TASK_SYNC, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def sync(self: Any, sync_event_id: int) -> dict[str, Any]:
+    """Run one sync job (direction and options are read from its SyncEvent)."""
+    return _with_retries(self, runner.SyncJob, sync_event_id)
+
+
+@shared_task(
+    name=jobs.TASK_CONTENT_PULL,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    time_limit=SHORT_TIME_LIMIT,
+    soft_time_limit=SHORT_SOFT_TIME_LIMIT,
+)
+def sync_wordpress_content(self: Any, sync_event_id: int) -> dict[str, Any]:
+    """Pull one content's WordPress post."""
+    return _with_retries(self, runner.ContentPullJob, sync_event_id)
+
+
+@shared_task(
+    name=jobs.TASK_STRUCTURE,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=SHORT_TIME_LIMIT,
+    soft_time_limit=SHORT_SOFT_TIME_LIMIT,
+)
+def update_site_structure(self: Any, sync_event_id: int) -> dict[str, Any]:
+    """Store the site structure pushed by the plugin (kept in the job's SyncEvent)."""
+    return runner.run(runner.StructureJob, sync_event_id, self.request.id)
+
+
+@shared_task(name="integration.recover_stuck_jobs", time_limit=SHORT_TIME_LIMIT, soft_time_limit=SHORT_SOFT_TIME_LIMIT)
+def recover_stuck_jobs() -> list[int]:
+    """Mark jobs without a heartbeat (dead worker) or never started as failed; workers run this
+    periodically in-process (see ``workers.signals``), and it can also be scheduled with celery beat."""
+    return jobs.recover_stuck_jobs()
+
+
+@shared_task(name="integration.dispatch_due_syncs", ignore_result=True, time_limit=60, soft_time_limit=50)
+def dispatch_due_syncs() -> dict[str, int]:
+    """Celery beat runs this every SCHEDULER_TICK_SECONDS (see ``beat_schedule`` in config):
+    claims the due integrations and enqueues their scheduled syncs (``schedule.dispatch_due``)."""
+    return schedule.dispatch_due()
