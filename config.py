@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dotenv import load_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent
+# One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
+# module, so settings in .env (KEY=value lines; see .env.example) reach them all. Variables
+# already in the environment win. ENV_FILE names another file (the tests point it elsewhere).
+ENV_FILE = Path(os.environ.get("ENV_FILE") or BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
 
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
@@ -117,10 +124,30 @@ class Config:
     WP_MAX_RESPONSE_BYTES = int(os.environ.get("WP_MAX_RESPONSE_BYTES", str(20 * 1024 * 1024)))
     # A longer Retry-After is not slept through: the call fails as transient (retry_after set).
     WP_MAX_RETRY_WAIT = float(os.environ.get("WP_MAX_RETRY_WAIT", "30"))
+    # Politeness (platforms/politeness.py), shared through REDIS_URL by every worker: at most this
+    # many requests in flight to one site (host:port) ...
     WP_CONCURRENCY = int(os.environ.get("WP_CONCURRENCY", "4"))
+    # ... and at most this many requests per minute to it (0: no budget).
+    WP_REQUEST_BUDGET_PER_MINUTE = int(os.environ.get("WP_REQUEST_BUDGET_PER_MINUTE", "0"))
+    # The longest a request waits for its turn (slot, budget, a site's Retry-After) before it
+    # fails as transient and the job retries later.  A waiting job still heartbeats (from its
+    # SYNC_HEARTBEAT_SECONDS thread), so this need not stay below SYNC_STUCK_AFTER_SECONDS.
+    WP_SLOT_WAIT_SECONDS = float(os.environ.get("WP_SLOT_WAIT_SECONDS", "30"))
+    # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
+    # frees itself after at most this long.
+    WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
 
-    # A running job without a heartbeat for this long is considered dead.
-    SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "300"))
+    # A running job heartbeats from a thread this often (0: only with its progress reports)...
+    SYNC_HEARTBEAT_SECONDS = float(os.environ.get("SYNC_HEARTBEAT_SECONDS", "10"))
+    # ...and without a heartbeat for this long (six missed beats) its worker is considered dead.
+    SYNC_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_STUCK_AFTER_SECONDS", "60"))
+    # A dead sync is resumed from its checkpoint this many times before it is marked failed.
+    SYNC_MAX_RESUMES = int(os.environ.get("SYNC_MAX_RESUMES", "3"))
+    # Fairness: a pull stores at most this many pages per task run, then re-enqueues itself
+    # behind the waiting jobs and goes on from its checkpoint (0: no slices).
+    SYNC_SLICE_PAGES = int(os.environ.get("SYNC_SLICE_PAGES", "50"))
+    # Transient errors stop being retried once this long has passed since the first one.
+    SYNC_RETRY_MAX_TOTAL_SECONDS = float(os.environ.get("SYNC_RETRY_MAX_TOTAL_SECONDS", "300"))
     # A job still queued after this long never reached a worker: it is failed so it stops blocking.
     SYNC_QUEUED_STUCK_AFTER_SECONDS = int(os.environ.get("SYNC_QUEUED_STUCK_AFTER_SECONDS", "3600"))
     SYNC_MAX_RETRIES = int(os.environ.get("SYNC_MAX_RETRIES", "3"))
@@ -129,7 +156,7 @@ class Config:
     # Incremental pulls re-read this much before the last high-water mark (clock skew, same-second edits).
     SYNC_PULL_OVERLAP_SECONDS = int(os.environ.get("SYNC_PULL_OVERLAP_SECONDS", "120"))
     # Workers sweep stuck jobs and prune old webhook delivery ids in-process this often (0: never).
-    SYNC_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "30"))
+    SYNC_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("SYNC_RECOVERY_INTERVAL_SECONDS", "15"))
     WEBHOOK_PRUNE_INTERVAL_SECONDS = float(os.environ.get("WEBHOOK_PRUNE_INTERVAL_SECONDS", "3600"))
     RATELIMIT_WEBHOOKS = os.environ.get("RATELIMIT_WEBHOOKS", "1200/minute")
     WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(64 * 1024)))
@@ -155,7 +182,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI's files come from the service (api/docs.py, package swagger-ui-bundle), not a CDN.
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/docs/assets/"
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Number of trusted reverse proxies in front of the app (X-Forwarded-For/-Proto/-Host);
     # client IPs for rate limits and page links come from there when set.
@@ -185,6 +213,8 @@ class TestingConfig(Config):
     METRICS_REDIS_URL = None  # per-process values; tests/test_metrics.py points it at TEST_REDIS_URL
     WP_MAX_RETRIES = 2
     SYNC_MAX_RETRIES = 2
+    # SQLite in memory is one connection: no second thread writes heartbeats in unit tests.
+    SYNC_HEARTBEAT_SECONDS = float(os.environ.get("SYNC_HEARTBEAT_SECONDS", "0"))
     # Cheap hashing keeps the suite fast; production uses werkzeug's scrypt default.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 

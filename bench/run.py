@@ -7,6 +7,8 @@ Benchmarks (each prints its table and writes ``bench/results/<name>.json``):
 * ``push``     — 4. push of 500 contents vs a raw loop of the same WordPress POSTs (quick: 100)
 * ``webhooks`` — 5. signed webhook ingestion vs the trivial route, burst correctness
 * ``polling``  — 6. sync_status with 1,000 integrations and 100,000 SyncEvents vs the trivial route
+* ``fleet``    — issue 11: 1,000 sites on the asyncio WordPress emulator, 4 worker processes:
+                 dispatch lag, syncs per minute, worst per-site concurrency, fairness (quick: 100)
 
 Needs PostgreSQL, Redis and MariaDB on loopback (``scripts/services.sh``), wrk and py-spy
 (``scripts/bench.sh`` installs them). Uses its own PostgreSQL database ``bench_db`` (dropped and
@@ -28,7 +30,7 @@ from typing import Any
 from . import common
 from .common import log, machine_info, print_table, write_result
 
-BENCHMARKS = ("pull", "push", "webhooks", "polling")
+BENCHMARKS = ("pull", "push", "webhooks", "polling", "fleet")
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -155,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import polling
 
                 results[name] = polling.run(args.quick)
+            elif name == "fleet":
+                from . import fleet
+
+                results[name] = fleet.run(args.quick)
         except Exception as exc:
             traceback.print_exc()
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -26,6 +26,9 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     elif isinstance(config, str):
         config = CONFIGS[config]
     app = Flask(__name__, instance_relative_config=False)
+    from .serialization import IsoJSONProvider
+
+    app.json = IsoJSONProvider(app)  # ISO 8601 dates in every response, never RFC 1123
     app.config.from_object(config)
     if overrides:
         app.config.update(overrides)

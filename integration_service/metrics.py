@@ -161,9 +161,11 @@ def _observe(definition: Definition, value: float, *labels: str) -> None:
     _record([(key, f"{field}|b{bucket}", 1), (key, f"{field}|sum", value), (key, f"{field}|count", 1)])
 
 
-def record_rate_limited(site_id: int) -> None:
-    """A customer site answered 429 (or 503 with Retry-After): the HTTP layer calls this."""
-    _inc(RATE_LIMITED, str(int(site_id)))
+def record_rate_limited(site_id: int | None) -> None:
+    """A customer site answered 429 (or 503 with Retry-After): the HTTP layer calls this
+    (``platforms.politeness.report_rate_limited``). A client built without ``client_for`` (a
+    bench, a test) has no site id: counted under ``unknown``."""
+    _inc(RATE_LIMITED, "unknown" if site_id is None else str(int(site_id)))
 
 
 def record_webhook_delivery(kind: str, outcome: str) -> None:

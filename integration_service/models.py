@@ -238,6 +238,9 @@ class SyncEvent(Model):
     # A fresh token per claim of the job by a worker: heartbeats and the final write are conditional
     # on it, so a worker that lost the job (taken over after a redelivery) cannot overwrite it.
     claim_token: Mapped[str | None] = mapped_column(String(36))
+    # Where a pull stopped (post type, last page stored, counts so far), written in the same
+    # transaction as each stored page: a redelivered, retried or next-slice run resumes from it.
+    checkpoint: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,21 +1,101 @@
 #!/usr/bin/env bash
-# Set up and run the service: the web app on http://127.0.0.1:${PORT:-5000} and a Celery worker.
-# With no DATABASE_URL / REDIS_URL it runs on SQLite and a SQLite-backed broker (no servers).
-# Ctrl-C (or SIGTERM to this script) stops both.
+# Set up and run the service for development: the web app on http://127.0.0.1:${PORT:-5000}, a
+# Celery worker and Celery beat, optionally Flower.
+#
+#   scripts/dev.sh                 SQLite and a SQLite-backed broker under instance/ (no servers);
+#                                  beat runs inside the worker (-B)
+#   scripts/dev.sh --redis         Redis as broker and results (REDIS_URL, default
+#                                  redis://127.0.0.1:6379/0, started when nothing answers there);
+#                                  beat runs as its own process. Saves REDIS_URL in .env.
+#   scripts/dev.sh --flower        also Flower on http://127.0.0.1:${FLOWER_PORT:-5555} (implies --redis)
+#
+# Settings come from the environment and from .env (ENV_FILE names another file), which the web
+# app, worker, beat, Flower and `flask --app wsgi ...` all read: put DATABASE_URL (PostgreSQL is
+# optional) and REDIS_URL there so a CLI in another terminal uses the same database.
+# Ctrl-C (or SIGTERM to this script) stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+redis=0
+flower=0
+for arg in "$@"; do
+  case $arg in
+    --redis) redis=1 ;;
+    --flower) flower=1; redis=1 ;;  # Flower needs Redis: the embedded broker carries no task events
+    -h|--help) usage; exit 0 ;;
+    *) echo "dev.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+env_file=${ENV_FILE:-.env}
+env_value() {  # env_value NAME: the value .env gives NAME (empty when it does not)
+  [ -f "$env_file" ] || return 0
+  sed -n "s/^[[:space:]]*\(export[[:space:]]\{1,\}\)\{0,1\}$1=//p" "$env_file" | tail -n 1 | sed "s/^[\"']//; s/[\"']\$//"
+}
+# The same precedence as config.py: the environment first, then .env.
+for name in DATABASE_URL REDIS_URL PORT FLOWER_PORT; do
+  if [ -z "${!name:-}" ]; then
+    value=$(env_value "$name")
+    if [ -n "$value" ]; then export "$name=$value"; fi
+  elif [ -z "$(env_value "$name")" ] && [[ $name == *_URL ]] && ! { [ "$name" = REDIS_URL ] && [ "$redis" = 1 ]; }; then
+    echo "dev.sh: note: $name is set in this shell only; put it in $env_file so the flask CLI in" \
+      "other terminals uses it too" >&2
+  fi
+done
+PORT=${PORT:-5000}
+FLOWER_PORT=${FLOWER_PORT:-5555}
+
+if [ "$redis" = 1 ] && [ -z "$(env_value REDIS_URL)" ]; then
+  export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+  printf 'REDIS_URL=%s\n' "$REDIS_URL" >> "$env_file"
+  echo "dev.sh: saved REDIS_URL=$REDIS_URL in $env_file (remove the line to go back to the embedded broker)" >&2
+fi
+
+# Refuse a busy port before anything starts: a second dev.sh must not put a worker on the broker.
+port_busy() {  # port_busy PORT: true when something listens on 127.0.0.1:PORT
+  python3 -c 'import socket, sys
+s = socket.socket()
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
+}
+busy() {
+  echo "dev.sh: port $1 is already in use (another scripts/dev.sh running?). Stop it, or pick a" \
+    "free port: $2=<port> scripts/dev.sh" >&2
+  exit 1
+}
+if port_busy "$PORT"; then busy "$PORT" PORT; fi
+if [ "$flower" = 1 ] && port_busy "$FLOWER_PORT"; then busy "$FLOWER_PORT" FLOWER_PORT; fi
+
 scripts/bootstrap.sh
+if [ -n "${REDIS_URL:-}" ] && [[ $REDIS_URL == redis://127.0.0.1:6379* || $REDIS_URL == redis://localhost:6379* ]]; then
+  scripts/services.sh redis
+fi
 .venv/bin/flask --app wsgi db upgrade
 
+instance=${INSTANCE_PATH:-instance}
+mkdir -p "$instance"
+pids=()
 # Each server in its own session, so a signal meant for this script reaches them only through
 # stop_all (which can escalate: a prefork worker can hang in warm shutdown when a pool process
 # dies holding the pool's queue lock).
-setsid .venv/bin/celery -A celery_app worker --loglevel=INFO --queues=sync,short \
-  --concurrency="${WORKER_CONCURRENCY:-2}" &
-worker=$!
-setsid .venv/bin/gunicorn --bind "127.0.0.1:${PORT:-5000}" --workers "${WEB_WORKERS:-2}" \
+worker_args=(--loglevel=INFO --queues=sync,short --concurrency="${WORKER_CONCURRENCY:-2}")
+if [ -z "${REDIS_URL:-}" ]; then
+  # One process serves beat on the embedded broker: a separate beat would be a second SQLite writer.
+  worker_args+=(-B --schedule="$instance/celerybeat-schedule")
+fi
+setsid .venv/bin/celery -A celery_app worker "${worker_args[@]}" &
+pids+=($!)
+if [ -n "${REDIS_URL:-}" ]; then
+  setsid .venv/bin/celery -A celery_app beat --loglevel=INFO --schedule="$instance/celerybeat-schedule" &
+  pids+=($!)
+fi
+if [ "$flower" = 1 ]; then
+  setsid .venv/bin/celery -A celery_app flower --address=127.0.0.1 --port="$FLOWER_PORT" &
+  pids+=($!)
+fi
+setsid .venv/bin/gunicorn --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-2}" \
   --access-logfile - wsgi:app &
-web=$!
+pids+=($!)
 
 stop() {  # stop PID: SIGTERM, then SIGKILL to its whole process group after 15 s
   local pid=$1
@@ -29,10 +109,11 @@ stop() {  # stop PID: SIGTERM, then SIGKILL to its whole process group after 15 
 }
 stop_all() {
   trap - EXIT INT TERM
-  stop "$web" & stop "$worker" & wait
+  for pid in "${pids[@]}"; do stop "$pid" & done
+  wait
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-# Either one exiting stops the other.
-wait -n "$web" "$worker"
+# Any one exiting stops the others.
+wait -n "${pids[@]}"

@@ -19,10 +19,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# Before config is imported: a developer's .env (scripts/dev.sh --redis writes one) must not
+# leak into the tests or the service processes they start.
+os.environ.setdefault("ENV_FILE", os.devnull)
+
 from config import TestingConfig, normalize_database_url
 from integration_service import create_app
 from integration_service.extensions import db as _db
 from integration_service.extensions import limiter
+from integration_service.platforms.politeness import reset_local_state as reset_politeness
 from tests.factories import Factory
 
 # The faked WordPress (fake_wp, wp_integration) for sync tests in every test directory.
@@ -87,6 +92,7 @@ def db(app: Flask, redis_url: str | None) -> Iterator[Any]:
     """A clean database (and rate-limit store, and Redis) for every test, inside an app context."""
     with app.app_context():
         limiter.reset()
+        reset_politeness()  # in-process site back-offs and slots
         if redis_url:
             import redis
 

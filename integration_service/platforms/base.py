@@ -29,9 +29,12 @@ class PlatformError(Exception):
         status_code: int | None = None,
         transient: bool = False,
         retry_after: float | None = None,
+        connection_refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
+        # Nothing listened at the address (ECONNREFUSED): a wrong URL or a stopped server.
+        self.connection_refused = connection_refused
         self.stage = stage
         self.status_code = status_code
         self.transient = transient
@@ -126,10 +129,12 @@ class PlatformClient(Protocol):
         *,
         per_page: int = 100,
         concurrency: int = 1,
+        start_page: int = 1,
     ) -> Iterator[PostPage]:
         """Every page of a content type, in id order (``modified_after`` is exclusive; a client
         that cannot filter by it lists everything and says so with ``page.incremental``). Pages
-        carry valid posts and per-post problems; an unreadable page carries ``error``."""
+        carry valid posts and per-post problems; an unreadable page carries ``error``.
+        ``start_page`` resumes a scan; past the last page nothing is yielded."""
         ...
 
     def get_post(self, content_type: str, external_id: str) -> RemotePost:

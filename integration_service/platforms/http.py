@@ -26,6 +26,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NameResolutionError
 
 from .base import PlatformError
+from .politeness import PolitenessSettings, gate_for, report_rate_limited
 from .ssrf import DnsFailure, TargetRefused, check_url, guarded_pool_classes
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ SERVICE_VERSION = "0.1.0"
 USER_AGENT = f"IGNY8-Integration-Service/{SERVICE_VERSION} (+https://igny8.com; WordPress connector)"
 MAX_REDIRECTS = 5
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+# A Retry-After on these is the site asking for less load: every worker backs off (politeness.py).
+SHARED_BACKOFF_STATUSES = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_SIZE = 64 * 1024
@@ -52,18 +55,25 @@ class HttpSettings:
     # A Retry-After longer than this is not slept through: the error goes to the caller
     # (a sync job can be rescheduled; a request thread should not block for minutes).
     max_retry_wait: float = 30.0
+    # Per-site limits shared by every client in the process, and through Redis by every worker.
+    politeness: PolitenessSettings = field(default_factory=PolitenessSettings)
+    # Whose site this client talks to (``client_for`` sets it): the label of the rate-limit
+    # metric. Limits stay keyed by host:port; the metric must not carry a customer's host.
+    site_id: int | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
         """The settings declared in ``config.Config`` (an app's ``app.config``)."""
+        politeness = PolitenessSettings.from_config(config)
         return cls(
             connect_timeout=float(config["WP_CONNECT_TIMEOUT"]),
             read_timeout=float(config["WP_READ_TIMEOUT"]),
             max_retries=int(config["WP_MAX_RETRIES"]),
             max_response_bytes=int(config["WP_MAX_RESPONSE_BYTES"]),
             allow_private=bool(config["ALLOW_PRIVATE_TARGETS"]),
-            pool_size=max(1, int(config["WP_CONCURRENCY"])),
+            pool_size=politeness.concurrency,
             max_retry_wait=float(config["WP_MAX_RETRY_WAIT"]),
+            politeness=politeness,
         )
 
 
@@ -190,7 +200,9 @@ def map_request_exception(exc: BaseException, url: str) -> PlatformError:
     if isinstance(exc, requests.exceptions.ConnectionError):
         refused = any(isinstance(item, ConnectionRefusedError) for item in _exception_chain(exc))
         reason = "the connection was refused" if refused else "the connection failed"
-        return PlatformError(f"Could not connect to {host}: {reason}.", stage="connect", transient=True)
+        return PlatformError(
+            f"Could not connect to {host}: {reason}.", stage="connect", transient=True, connection_refused=refused
+        )
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return PlatformError("The URL is not valid.", stage="connect")
     return PlatformError(f"The request to {host} failed.", stage="http")
@@ -202,6 +214,7 @@ class HttpTransport:
     def __init__(self, settings: HttpSettings, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self._sleep = sleep
+        self._gate = gate_for(settings.politeness)
         self.session = requests.Session()
         # No proxies or .netrc from the environment: both would bypass the address checks
         # or add credentials the service did not choose.
@@ -245,15 +258,21 @@ class HttpTransport:
                     self._wait(self._backoff(attempt), url, f"{exc.stage} error")
                     continue
                 raise
-            if response.status_code in TRANSIENT_STATUSES and not last:
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = self._backoff(attempt)
-                if wait > self.settings.max_retry_wait:
-                    return response
-                self._wait(wait, url, f"HTTP {response.status_code}")
-                continue
-            return response
+            if response.status_code not in TRANSIENT_STATUSES:
+                return response
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            shared = wait is not None and response.status_code in SHARED_BACKOFF_STATUSES
+            if response.status_code == 429 or shared:
+                # Every 429, and a 503 with Retry-After: the site asking for less load.
+                report_rate_limited(self.settings.site_id)
+            if shared:
+                assert wait is not None
+                self._gate.back_off(response.url, wait, response.status_code)
+            if last or (wait is not None and wait > self.settings.max_retry_wait):
+                return response
+            if not shared:
+                self._wait(self._backoff(attempt) if wait is None else wait, url, f"HTTP {response.status_code}")
+            # A shared back-off is waited out by the gate before the next attempt (by every worker).
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int) -> float:
@@ -287,19 +306,27 @@ class HttpTransport:
             if send_secrets and secret_headers:
                 merged.update(secret_headers)
             request = requests.Request(current_method, current_url, params=current_params, json=body, headers=merged)
-            try:
-                prepared = self.session.prepare_request(request)
-                response = self.session.send(
-                    prepared,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                )
-            except (requests.RequestException, TargetRefused, DnsFailure) as exc:
-                raise map_request_exception(exc, current_url) from None
-            location = response.headers.get("Location")
-            if response.status_code in REDIRECT_STATUSES and location:
-                response.close()
+            # One slot per hop (a redirect may lead to another site), held until the body is read.
+            with self._gate.slot(current_url, self._sleep, self.settings.politeness.wait_seconds):
+                hop_started = time.monotonic()  # the body deadline starts once the slot is ours
+                try:
+                    prepared = self.session.prepare_request(request)
+                    response = self.session.send(
+                        prepared,
+                        stream=True,
+                        allow_redirects=False,
+                        timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                    )
+                except (requests.RequestException, TargetRefused, DnsFailure) as exc:
+                    raise map_request_exception(exc, current_url) from None
+                location = response.headers.get("Location")
+                redirected = response.status_code in REDIRECT_STATUSES and bool(location)
+                if redirected:
+                    response.close()
+                else:
+                    content = self._read_capped(response, current_url, hop_started)
+            if redirected:
+                assert location is not None
                 next_url = urljoin(prepared.url or current_url, location)
                 redirects.append(next_url)
                 if current_method not in IDEMPOTENT_METHODS and response.status_code not in (307, 308):
@@ -316,7 +343,6 @@ class HttpTransport:
                 if response.status_code == 303:
                     current_method, body = "GET", None
                 continue
-            content = self._read_capped(response, current_url, started)
             logger.debug(
                 "%s %s -> %s (%d bytes) in %d ms",
                 current_method,

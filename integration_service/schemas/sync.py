@@ -58,6 +58,10 @@ class CurrentJobSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     heartbeat_at = fields.DateTime(allow_none=True)
     stuck = fields.Boolean()
+    attempt = fields.Integer()
+    max_attempts = fields.Integer()
+    next_retry_at = fields.DateTime(allow_none=True)
+    waiting_for = fields.String(allow_none=True, validate=validate.OneOf(["retry", "next_slice", "resume"]))
 
 
 class SyncEventSchema(Schema):
@@ -108,6 +112,30 @@ class ScheduleStatusSchema(Schema):
     paused_reason = fields.String(allow_none=True)
 
 
+class ConnectionTestSummarySchema(Schema):
+    at = fields.DateTime(allow_none=True)
+    success = fields.Boolean(allow_none=True)
+
+
+class EventSummarySchema(Schema):
+    id = fields.Integer()
+    job_id = fields.String(allow_none=True)
+    event_type = fields.String()
+    direction = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    error_message = fields.String(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class StuckJobSchema(Schema):
+    detected = fields.Boolean()
+    stuck_after_seconds = fields.Integer()
+    heartbeat_age_seconds = fields.Float(allow_none=True)
+    sync_event_id = fields.Integer(allow_none=True)
+
+
 class DebugStatusSchema(Schema):
     """Health of one integration (see SyncHealthService)."""
 
@@ -121,11 +149,12 @@ class DebugStatusSchema(Schema):
     sync_status = fields.String()
     sync_error = fields.String(allow_none=True)
     last_sync_at = fields.DateTime(allow_none=True)
-    last_connection_test = fields.Dict()
-    last_sync = fields.Dict(allow_none=True)
+    # Nested schemas, not Dicts: their dates are dumped as ISO 8601 like every other field.
+    last_connection_test = fields.Nested(ConnectionTestSummarySchema)
+    last_sync = fields.Nested(EventSummarySchema, allow_none=True)
     current_job = fields.Nested(CurrentJobSchema, allow_none=True)
-    stuck_job = fields.Dict()
-    recent_failures = fields.List(fields.Dict())
+    stuck_job = fields.Nested(StuckJobSchema)
+    recent_failures = fields.List(fields.Nested(EventSummarySchema))
     schedule = fields.Nested(ScheduleStatusSchema)
     last_webhook_at = fields.DateTime(allow_none=True)
     last_pull_modified_gmt = fields.DateTime(allow_none=True)

@@ -17,12 +17,12 @@ from flask import current_app
 from ..auth import Principal
 from ..errors import Conflict, ConnectionFailed, NotFound, PermissionDenied
 from ..extensions import db
-from ..models import Role, Site, SiteIntegration, SyncEvent, utcnow
+from ..models import JobStatus, Role, Site, SiteIntegration, SyncEvent, SyncStatus, utcnow
 from ..platforms import registry
 from ..platforms.base import ConnectionReport
 from ..platforms.http import HttpSettings
 from ..platforms.redact import basic_token, scrub, secret_variants
-from ..sync import schedule
+from ..sync import jobs, schedule
 from . import access
 from .integrations import IntegrationService
 
@@ -45,7 +45,13 @@ def diagnostic_settings() -> HttpSettings:
     """The configured HTTP settings, with at most one retry and short waits: a connection test
     answers a person (or the plugin's onboarding request) and must not take minutes."""
     settings = HttpSettings.from_config(current_app.config)
-    return replace(settings, max_retries=min(settings.max_retries, 1), max_retry_wait=min(settings.max_retry_wait, 5))
+    politeness = replace(settings.politeness, wait_seconds=min(settings.politeness.wait_seconds, 5))
+    return replace(
+        settings,
+        max_retries=min(settings.max_retries, 1),
+        max_retry_wait=min(settings.max_retry_wait, 5),
+        politeness=politeness,
+    )
 
 
 class ConnectionTestService:
@@ -81,10 +87,11 @@ class ConnectionTestService:
                 finished_at=utcnow(),
             )
         )
-        integration.is_active = report.success
-        integration.sync_error = None if report.success else message
+        # A test never changes is_active (only the owner's PATCH does): a stopped site or a
+        # rejected password must not leave the integration refusing syncs after it is fixed.
         integration.last_connection_test_at = utcnow()
         integration.last_connection_test_ok = report.success
+        _record_outcome(integration, None if report.success else message)
         if report.success:
             schedule.resume_after_connection_test(integration)
         db.session.commit()
@@ -97,6 +104,24 @@ class ConnectionTestService:
             duration_ms,
         )
         return report
+
+
+def _record_outcome(integration: SiteIntegration, failure: str | None) -> None:
+    """Keep sync_status and sync_error in step (sync_error is set exactly when sync_status is
+    ``failed``): a failed test reports ``failed`` with its message, a passing one restores what
+    the last finished sync said. A queued or running sync is left alone; its outcome decides."""
+    if integration.sync_status in (SyncStatus.pending, SyncStatus.syncing):
+        return
+    if failure is not None:
+        integration.sync_status, integration.sync_error = SyncStatus.failed, failure
+        return
+    last_sync = jobs.last_finished_sync(integration.id)
+    if last_sync is None:
+        integration.sync_status, integration.sync_error = SyncStatus.idle, None
+    elif last_sync.status == JobStatus.failed:
+        integration.sync_status, integration.sync_error = SyncStatus.failed, last_sync.error_message
+    else:
+        integration.sync_status, integration.sync_error = SyncStatus.success, None
 
 
 def check_stored_connection(principal: Principal, integration_id: int) -> ConnectionReport:

@@ -82,6 +82,17 @@ class SyncCounts:
         if len(self.conflict_items) < MAX_ITEMS_IN_DETAILS:
             self.conflict_items.append(item)
 
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> SyncCounts:
+        """The counts a checkpoint carried (``as_details``), to go on counting after a resume."""
+        names = ("created", "updated", "unchanged", "missing", "pushed", "conflicts", "errors")
+        counts = cls()
+        for name in names:
+            setattr(counts, name, int(details.get(name) or 0))
+        counts.failed_items = list(details.get("failed_items") or [])
+        counts.conflict_items = list(details.get("conflict_items") or [])
+        return counts
+
     def as_details(self) -> dict[str, Any]:
         return {
             "created": self.created,
@@ -127,6 +138,14 @@ class Progress:
         self._report(self.done, self.total)
 
 
+class SliceDone(Exception):
+    """The pull stored its slice budget of pages and more remain: the job's checkpoint holds
+    the position, and the job is re-enqueued to go on from there."""
+
+
+SaveCheckpoint = Callable[[dict[str, Any], int, int | None], None]
+
+
 class ContentSyncService:
     def __init__(
         self,
@@ -135,6 +154,9 @@ class ContentSyncService:
         counts: SyncCounts,
         progress: Progress,
         job_id: int | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        save_checkpoint: SaveCheckpoint | None = None,
+        max_pages: int = 0,
     ) -> None:
         self.integration = integration
         self.site_id = integration.site_id
@@ -147,18 +169,53 @@ class ContentSyncService:
         self.incremental_used: dict[str, bool] = {}
         self._scan_started = utcnow()
         self._duplicates = 0
+        # Resumable position: written (fenced by the job's claim) in the transaction of each page.
+        self.checkpoint: dict[str, Any] = dict(checkpoint or {})
+        self.save_checkpoint = save_checkpoint
+        self.max_pages = max(0, max_pages)  # pages per run (a slice); 0: no limit
+        self.pages_stored = 0
+        self._type_state: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ pull
 
     def pull(self, full: bool = False, detect_conflicts: bool = True) -> None:
-        """Upsert every (changed) post of the selected post types."""
-        watermarks = dict(self.integration.pull_watermarks or {})
+        """Upsert every (changed) post of the selected post types, resuming from the job's
+        checkpoint when it has one. With a slice budget (``max_pages``) it raises SliceDone once
+        that many pages are stored and more remain; the checkpoint holds the position."""
+        state = self.checkpoint
+        watermarks = dict(state.get("watermarks") or self.integration.pull_watermarks or {})
+        types_done: list[str] = list(state.get("types_done") or [])
         for post_type in selected_post_types(self.integration):
+            if post_type in types_done:
+                continue
+            if self.max_pages and self.pages_stored >= self.max_pages:
+                self._save_checkpoint(watermarks=watermarks, types_done=types_done, post_type=None)
+                db.session.commit()
+                raise SliceDone(post_type)
             since = None if full else parse_iso(watermarks.get(post_type))
-            errors_before = self.counts.errors
-            scan_started = self._scan_started = utcnow()
-            self._duplicates = 0
-            newest = self._pull_type(post_type, since, full, detect_conflicts)
+            resuming = state.get("post_type") == post_type
+            if resuming:
+                scan_started = self._scan_started = parse_iso(state.get("scan_started")) or utcnow()
+                errors_before = int(state.get("errors_before") or 0)
+                self._duplicates = int(state.get("duplicates") or 0)
+                start_page = int(state.get("page") or 0) + 1
+                newest_so_far = parse_iso(state.get("newest"))
+                if state.get("incremental") is False:
+                    since = None  # this scan had fallen back to a full listing
+            else:
+                errors_before = self.counts.errors
+                scan_started = self._scan_started = utcnow()
+                self._duplicates = 0
+                start_page = 1
+                newest_so_far = None
+            self._type_state = {
+                "watermarks": watermarks,
+                "types_done": types_done,
+                "post_type": post_type,
+                "scan_started": iso(scan_started),
+                "errors_before": errors_before,
+            }
+            newest = self._pull_type(post_type, since, full, detect_conflicts, start_page, newest_so_far)
             if self._duplicates:
                 # Paging was not stable (WordPress returned posts again on a later page, so others
                 # were skipped): name it, and neither mark missing posts nor advance the mark.
@@ -180,7 +237,24 @@ class ContentSyncService:
                     watermarks[post_type] = iso(max(candidates))
                 elif full:
                     watermarks[post_type] = iso(scan_started)
+            types_done.append(post_type)
+            self._save_checkpoint(watermarks=watermarks, types_done=types_done, post_type=None)
+            db.session.commit()
         self._save_watermarks(watermarks)
+
+    def _save_checkpoint(self, **position: Any) -> None:
+        """Stage the job's position (and the counts and progress so far) in the current
+        transaction, so it commits with the page it describes."""
+        self.checkpoint = {
+            **self.checkpoint,
+            **position,
+            "phase": "pull",
+            "counts": self.counts.as_details(),
+            "progress": [self.progress.done, self.progress.total],
+            "incremental_used": dict(self.incremental_used),
+        }
+        if self.save_checkpoint is not None:
+            self.save_checkpoint(self.checkpoint, self.progress.done, self.progress.total)
 
     def _save_watermarks(self, watermarks: dict[str, str]) -> None:
         integration = db.session.get(SiteIntegration, self.integration.id)
@@ -192,31 +266,54 @@ class ContentSyncService:
         integration.last_pull_modified_gmt = max(parsed_values) if parsed_values else None
         db.session.commit()
 
-    def _pull_type(self, post_type: str, since: datetime | None, full: bool, detect_conflicts: bool) -> datetime | None:
+    def _pull_type(
+        self,
+        post_type: str,
+        since: datetime | None,
+        full: bool,
+        detect_conflicts: bool,
+        start_page: int = 1,
+        newest: datetime | None = None,
+    ) -> datetime | None:
         modified_after = since - self.overlap if since else None
-        newest: datetime | None = None
-        for page in self.client.pages(post_type, modified_after, concurrency=self.concurrency):
-            self.incremental_used[post_type] = page.incremental
-            if page.error is not None:
-                self.counts.error(
-                    {"content_type": post_type, "page": page.number, "error": f"page could not be read: {page.error}"}
+        pages = self.client.pages(post_type, modified_after, concurrency=self.concurrency, start_page=start_page)
+        try:
+            for page in pages:
+                self.incremental_used[post_type] = page.incremental
+                if page.error is not None:
+                    error = f"page could not be read: {page.error}"
+                    self.counts.error({"content_type": post_type, "page": page.number, "error": error})
+                elif page.number == 1:
+                    self.progress.add_total(page.total if page.total is not None else page.listed)
+                elif page.total is None:
+                    self.progress.add_total(page.listed)
+                page_newest = self._store_page(post_type, page, since, full, detect_conflicts)
+                if page_newest and (newest is None or page_newest > newest):
+                    newest = page_newest
+                if page.error is None:
+                    self.progress.advance(page.listed)
+                # The page's rows and the position after it commit together.
+                self._save_checkpoint(
+                    **self._type_state,
+                    page=page.number,
+                    newest=iso(newest),
+                    duplicates=self._duplicates,
+                    incremental=page.incremental,
                 )
-                continue
-            if page.number == 1:
-                self.progress.add_total(page.total if page.total is not None else page.listed)
-            elif page.total is None:
-                self.progress.add_total(page.listed)
-            page_newest = self._store_page(post_type, page, since, full, detect_conflicts)
-            if page_newest and (newest is None or page_newest > newest):
-                newest = page_newest
-            self.progress.advance(page.listed)
-            self.progress.report()
+                db.session.commit()
+                self.pages_stored += 1
+                self.progress.report()
+                last_page = page.total_pages is not None and page.number >= page.total_pages
+                if self.max_pages and self.pages_stored >= self.max_pages and not last_page:
+                    raise SliceDone(post_type)
+        finally:
+            pages.close()  # type: ignore[attr-defined]
         return newest
 
     def _store_page(
         self, post_type: str, page: PostPage, since: datetime | None, full: bool, detect_conflicts: bool
     ) -> datetime | None:
-        """Upsert one page of posts in one transaction; returns the newest modified time seen."""
+        """Upsert one page of posts (not committed yet); returns the newest modified time seen."""
         for problem in page.problems:
             self.counts.error({"content_type": post_type, **problem})
         if not page.posts:
@@ -224,7 +321,7 @@ class ContentSyncService:
         for attempt in range(2):
             try:
                 newest = self._upsert(post_type, page.posts, since, full, detect_conflicts)
-                db.session.commit()
+                db.session.flush()  # committed by the caller, with the job's checkpoint
                 return newest
             except IntegrityError:
                 # Another writer inserted one of these posts meanwhile: reload and apply again.

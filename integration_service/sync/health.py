@@ -14,7 +14,7 @@ from sqlalchemy import func
 
 from ..auth import Principal
 from ..extensions import db
-from ..models import FINAL_JOB_STATUSES, Content, JobStatus, SyncEvent, utcnow
+from ..models import Content, JobStatus, SyncEvent, utcnow
 from ..services import access
 from . import jobs, schedule
 from .requests import current_job
@@ -31,16 +31,7 @@ class SyncHealthService:
         integration = access.get_integration(self.principal, integration_id)
         now = utcnow()
         active = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration.id))
-        last_sync = db.session.scalar(
-            db.select(SyncEvent)
-            .where(
-                SyncEvent.integration_id == integration.id,
-                SyncEvent.event_type == jobs.EVENT_SYNC,
-                SyncEvent.status.in_(FINAL_JOB_STATUSES),
-            )
-            .order_by(SyncEvent.id.desc())
-            .limit(1)
-        )
+        last_sync = jobs.last_finished_sync(integration.id)
         failures = db.session.scalars(
             db.select(SyncEvent)
             .where(SyncEvent.integration_id == integration.id, SyncEvent.status == JobStatus.failed)

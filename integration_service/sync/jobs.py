@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import and_, false, or_, update
+from sqlalchemy import and_, false, func, or_, update
 
 from ..errors import QueueUnavailable
 from ..extensions import db, rowcount
-from ..models import ACTIVE_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
+from ..models import ACTIVE_JOB_STATUSES, FINAL_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
 from . import schedule  # schedule imports this module too; each uses the other only at call time
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,20 @@ STRUCTURE = JobKind(
 )
 
 
+def last_finished_sync(integration_id: int) -> SyncEvent | None:
+    """The integration's latest sync that finished (success, partial or failed)."""
+    return db.session.scalar(
+        db.select(SyncEvent)
+        .where(
+            SyncEvent.integration_id == integration_id,
+            SyncEvent.event_type == EVENT_SYNC,
+            SyncEvent.status.in_(FINAL_JOB_STATUSES),
+        )
+        .order_by(SyncEvent.id.desc())
+        .limit(1)
+    )
+
+
 class LostOwnership(Exception):
     """The job was taken over or marked failed while this worker ran it: stop without writing."""
 
@@ -80,16 +97,8 @@ class RecordedJob(Protocol):
 def enqueue(event: RecordedJob, task_name: str) -> None:
     """Send the job's task (arguments: the event id only). If the broker cannot take it, the
     recorded event is deleted again, so no ``queued`` row is left behind, and 503 is raised."""
-    celery = current_app.extensions["celery"]
-    task = celery.tasks[task_name]
     try:
-        # Bounded publish retries: an unreachable broker must answer the client within seconds.
-        task.apply_async(
-            args=[event.id],
-            task_id=event.task_id,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
-        )
+        publish(event.id, event.task_id, task_name)
     except Exception as exc:
         if current_app.config["CELERY"].get("task_always_eager"):
             raise  # eager mode: the task itself failed, not the broker
@@ -98,6 +107,18 @@ def enqueue(event: RecordedJob, task_name: str) -> None:
         db.session.execute(db.delete(SyncEvent).where(SyncEvent.id == event.id))
         db.session.commit()
         raise QueueUnavailable() from exc
+
+
+def publish(event_id: int, task_id: str | None, task_name: str) -> None:
+    """Send a job's task (ids only). Raises when the broker cannot take it."""
+    task = current_app.extensions["celery"].tasks[task_name]
+    # Bounded publish retries: an unreachable broker must answer the client within seconds.
+    task.apply_async(
+        args=[event_id],
+        task_id=task_id,
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+    )
 
 
 def claim(event_id: int, task_id: str | None) -> Claim | None:
@@ -109,7 +130,14 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
     result = db.session.execute(
         update(SyncEvent)
         .where(SyncEvent.id == event_id, or_(SyncEvent.status == JobStatus.queued, takeover))
-        .values(status=JobStatus.running, claim_token=token, started_at=now, heartbeat_at=now, error_message=None)
+        .values(
+            status=JobStatus.running,
+            claim_token=token,
+            # A resumed job (next slice, retry, takeover) keeps its first start time.
+            started_at=func.coalesce(SyncEvent.started_at, now),
+            heartbeat_at=now,
+            error_message=None,
+        )
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -122,16 +150,15 @@ def _update_if_owned(claim_: Claim, **values: Any) -> bool:
     """Update the job only while this worker still owns it (running, with its claim token): a job
     taken over or failed as stuck must not be written by its old worker. True when it was."""
     result = db.session.execute(
-        update(SyncEvent)
-        .where(
-            SyncEvent.id == claim_.event_id,
-            SyncEvent.claim_token == claim_.token,
-            SyncEvent.status == JobStatus.running,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(SyncEvent).where(_owned(claim_)).values(**values).execution_options(synchronize_session=False)
     )
     return rowcount(result) == 1
+
+
+def _owned(claim_: Claim) -> Any:
+    return and_(
+        SyncEvent.id == claim_.event_id, SyncEvent.claim_token == claim_.token, SyncEvent.status == JobStatus.running
+    )
 
 
 def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) -> None:
@@ -146,6 +173,76 @@ def heartbeat(claim_: Claim, done: int | None = None, total: int | None = None) 
     db.session.commit()
     if not owned:
         raise LostOwnership(f"sync event {claim_.event_id} is no longer owned by this worker")
+
+
+def save_checkpoint(claim_: Claim, checkpoint: dict[str, Any], done: int, total: int | None) -> None:
+    """Stage the job's checkpoint and progress in the current transaction (the caller commits it
+    with the page it describes). A worker that lost the job writes nothing: the transaction,
+    page included, is rolled back and LostOwnership raised."""
+    if not _update_if_owned(
+        claim_, checkpoint=checkpoint, progress_done=done, progress_total=total, heartbeat_at=utcnow()
+    ):
+        db.session.rollback()
+        raise LostOwnership(f"sync event {claim_.event_id} is no longer owned by this worker")
+
+
+@contextmanager
+def keep_alive(claim_: Claim) -> Iterator[None]:
+    """Heartbeat from a thread every SYNC_HEARTBEAT_SECONDS while the job runs, so a worker that
+    is only waiting (a slow page, a politeness slot, an HTTP retry) is never taken for dead; only a
+    dead process stops heartbeating. 0 disables it (progress reports still heartbeat)."""
+    period = float(current_app.config["SYNC_HEARTBEAT_SECONDS"])
+    if period <= 0:
+        yield
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(period):
+            try:
+                with app.app_context(), db.engine.begin() as connection:
+                    result = connection.execute(update(SyncEvent).where(_owned(claim_)).values(heartbeat_at=utcnow()))
+                if rowcount(result) != 1:
+                    return  # no longer ours: the job's own next write finds out and stops
+            except Exception:  # a database blip: the next beat tries again
+                logger.warning("sync event %s: heartbeat failed", claim_.event_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{claim_.event_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def hand_off(claim_: Claim, task_name: str, details: dict[str, Any]) -> bool:
+    """End this run's slice: enqueue the job's next run (same task id, behind the waiting jobs)
+    and put the job back to ``queued`` (keeping its sync lock and checkpoint). The next run claims
+    it with a fresh token, so this worker can no longer write. False when the broker refused the
+    task (the caller goes on itself)."""
+    try:
+        publish(claim_.event_id, _task_id(claim_), task_name)
+    except Exception as exc:
+        if current_app.config["CELERY"].get("task_always_eager"):
+            raise
+        logger.warning("sync event %s: could not enqueue the next slice (%s)", claim_.event_id, type(exc).__name__)
+        return False
+    # In eager mode the next slice already ran (and took the job over): nothing is written then.
+    _update_if_owned(
+        claim_,
+        status=JobStatus.queued,
+        claim_token=None,
+        heartbeat_at=utcnow(),
+        details={**details, "waiting_for": "next_slice"},
+    )
+    db.session.commit()
+    return True
+
+
+def _task_id(claim_: Claim) -> str | None:
+    return db.session.scalar(db.select(SyncEvent.task_id).where(SyncEvent.id == claim_.event_id))
 
 
 def finish(
@@ -176,7 +273,8 @@ def finish(
         return False
     if update_integration:
         outcome: dict[str, Any] = {
-            "sync_error": error_message,
+            # sync_error only beside "failed": a partial sync names its failed items in the event.
+            "sync_error": error_message if status == JobStatus.failed else None,
             "sync_status": SyncStatus.failed if status == JobStatus.failed else SyncStatus.success,
         }
         if status != JobStatus.failed:
@@ -199,7 +297,7 @@ def requeue_for_retry(claim_: Claim, error_message: str, details: dict[str, Any]
         status=JobStatus.queued,
         claim_token=None,
         error_message=error_message,
-        details=details,
+        details={**details, "waiting_for": "retry"},
         heartbeat_at=utcnow(),
     )
     db.session.commit()
@@ -230,7 +328,11 @@ def stuck_condition(now: datetime | None = None):
             SyncEvent.status == JobStatus.running,
             or_(SyncEvent.heartbeat_at.is_(None), SyncEvent.heartbeat_at < running_cutoff),
         ),
-        and_(SyncEvent.status == JobStatus.queued, SyncEvent.created_at < queued_cutoff),
+        # A job put back to queued (next slice, retry, resume) counts from then, not from its creation.
+        and_(
+            SyncEvent.status == JobStatus.queued,
+            func.coalesce(SyncEvent.heartbeat_at, SyncEvent.created_at) < queued_cutoff,
+        ),
     )
 
 
@@ -239,33 +341,53 @@ def is_stuck(event: SyncEvent, now: datetime | None = None) -> bool:
     if event.status == JobStatus.running:
         return event.heartbeat_at is None or event.heartbeat_at < running_cutoff
     if event.status == JobStatus.queued:
-        return event.created_at < queued_cutoff
+        return (event.heartbeat_at or event.created_at) < queued_cutoff
     return False
 
 
 def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
-    """Mark jobs whose worker died (no heartbeat within SYNC_STUCK_AFTER_SECONDS) or that never
-    started (queued for SYNC_QUEUED_STUCK_AFTER_SECONDS) as failed, releasing their sync lock.
-    Returns the ids of the jobs it failed; a failed sync backs off its integration's schedule
-    like any other failed sync, so a site whose jobs keep dying is not re-dispatched every tick."""
-    query = db.select(SyncEvent.id, SyncEvent.integration_id, SyncEvent.status, SyncEvent.event_type).where(
-        SyncEvent.status.in_(ACTIVE_JOB_STATUSES), stuck_condition()
-    )
+    """Deal with jobs whose worker died (no heartbeat within SYNC_STUCK_AFTER_SECONDS) or that
+    never started (queued for SYNC_QUEUED_STUCK_AFTER_SECONDS). A dead sync is resumed from its
+    checkpoint (put back to queued and re-enqueued, at most SYNC_MAX_RESUMES times); any other is
+    marked failed, releasing its sync lock. Returns the ids of the jobs it failed or resumed.
+    Only a sync it really fails (not a resumed one) reaches the schedule's completion hook, which
+    backs the schedule off like any failed sync: a site whose jobs keep dying is not re-dispatched
+    every tick, and a resumed job ends (and reaches the hook) once, in the runner."""
+    query = db.select(
+        SyncEvent.id,
+        SyncEvent.integration_id,
+        SyncEvent.status,
+        SyncEvent.event_type,
+        SyncEvent.checkpoint,
+        SyncEvent.details,
+    ).where(SyncEvent.status.in_(ACTIVE_JOB_STATUSES), stuck_condition())
     if integration_id is not None:
         query = query.where(SyncEvent.integration_id == integration_id)
     candidates = db.session.execute(query).all()
     recovered: list[int] = []
-    recovered_syncs: list[int] = []
-    for event_id, owner_id, status, event_type in candidates:
+    failed_syncs: list[int] = []
+    max_resumes = int(current_app.config["SYNC_MAX_RESUMES"])
+    for event_id, owner_id, status, event_type, checkpoint, details in candidates:
+        resumes = int((checkpoint or {}).get("resumes") or 0)
+        resumable = status == JobStatus.running and event_type == EVENT_SYNC and resumes < max_resumes
+        resumed = {**(checkpoint or {}), "resumes": resumes + 1}
+        if resumable and _resume(event_id, resumed, {**(details or {}), "waiting_for": "resume"}):
+            recovered.append(event_id)
+            continue
         message = (
             "The worker stopped sending heartbeats (it probably died); the job was marked failed."
             if status == JobStatus.running
             else "The job was never picked up by a worker; it was marked failed."
         )
+        if status == JobStatus.running and event_type == EVENT_SYNC:
+            message = (
+                f"The worker stopped sending heartbeats (it probably died) {resumes + 1} time(s); "
+                "the job was marked failed."
+            )
         # Re-check the condition in the UPDATE: a heartbeat may have arrived since the SELECT.
         result = db.session.execute(
             update(SyncEvent)
-            .where(SyncEvent.id == event_id, SyncEvent.status == status, stuck_condition())
+            .where(SyncEvent.id == event_id, SyncEvent.status.in_(ACTIVE_JOB_STATUSES), stuck_condition())
             .values(
                 status=JobStatus.failed, finished_at=utcnow(), sync_lock=None, claim_token=None, error_message=message
             )
@@ -274,7 +396,7 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
         if rowcount(result) == 1:
             recovered.append(event_id)
             if event_type == EVENT_SYNC:
-                recovered_syncs.append(event_id)
+                failed_syncs.append(event_id)
                 db.session.execute(
                     update(SiteIntegration)
                     .where(SiteIntegration.id == owner_id)
@@ -282,7 +404,42 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
                     .execution_options(synchronize_session=False)
                 )
             logger.warning("sync event %s of integration %s was stuck (%s): marked failed", event_id, owner_id, status)
-    db.session.commit()
-    for event_id in recovered_syncs:
+        db.session.commit()
+    for event_id in failed_syncs:
         schedule.after_sync_job(event_id, JobStatus.failed)
     return recovered
+
+
+def _resume(event_id: int, checkpoint: dict[str, Any], details: dict[str, Any]) -> bool:
+    """Put a dead sync back to queued (no owner; its lock and checkpoint kept) and enqueue it
+    again with its task id: the next worker claims it and goes on from the checkpoint. False when
+    it was not stuck any more or the broker refused the task (it is then failed)."""
+    result = db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == event_id, SyncEvent.status == JobStatus.running, stuck_condition())
+        .values(
+            status=JobStatus.queued, claim_token=None, heartbeat_at=utcnow(), checkpoint=checkpoint, details=details
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if rowcount(result) != 1:
+        return False
+    logger.warning("sync event %s: its worker died; resuming it from its checkpoint", event_id)
+    task_id = db.session.scalar(db.select(SyncEvent.task_id).where(SyncEvent.id == event_id))
+    try:
+        publish(event_id, task_id, TASK_SYNC)
+        return True
+    except Exception as exc:
+        if current_app.config["CELERY"].get("task_always_eager"):
+            raise
+        logger.warning("sync event %s: could not enqueue its resume (%s)", event_id, type(exc).__name__)
+    # Fail it now (the caller's UPDATE): make it match the stuck condition again.
+    db.session.execute(
+        update(SyncEvent)
+        .where(SyncEvent.id == event_id, SyncEvent.status == JobStatus.queued)
+        .values(status=JobStatus.running, heartbeat_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return False

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import Principal
@@ -20,6 +21,7 @@ from ..extensions import db
 from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus
 from ..platforms.registry import is_supported
 from ..services import access
+from ..timeutil import parse_iso
 from . import jobs
 from .schedule import TRIGGER_MANUAL
 from .structure import SyncMetadataService
@@ -206,6 +208,10 @@ class SyncService:
 def current_job(event: SyncEvent | None) -> dict[str, Any] | None:
     if event is None:
         return None
+    details = event.details or {}
+    # Why a job that already ran is queued again: a retry, its next slice, or a resume after its
+    # worker died (set by the worker each time it puts the job back).
+    waiting_for = details.get("waiting_for") if event.status == JobStatus.queued else None
     return {
         "job_id": event.task_id,
         "sync_event_id": event.id,
@@ -215,4 +221,10 @@ def current_job(event: SyncEvent | None) -> dict[str, Any] | None:
         "started_at": event.started_at,
         "heartbeat_at": event.heartbeat_at,
         "stuck": jobs.is_stuck(event),
+        # Added fields (issue 10): which attempt runs (or runs next), out of how many, and when a
+        # waiting retry is due; ``waiting_for`` says why a started job is queued again.
+        "attempt": int(details.get("attempt") or 1),
+        "max_attempts": int(details.get("max_attempts") or current_app.config["SYNC_MAX_RETRIES"] + 1),
+        "next_retry_at": parse_iso(details.get("next_retry_at")) if waiting_for == "retry" else None,
+        "waiting_for": waiting_for,
     }

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from celery.exceptions import SoftTimeLimitExceeded
+from flask import current_app
 
 from ..extensions import db
 from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostNotFound
 from ..platforms.registry import client_for
+from ..timeutil import iso, parse_iso
 from . import jobs, schedule
-from .engine import ContentSyncService, Progress, SyncCounts, apply_remote
+from .engine import ContentSyncService, Progress, SliceDone, SyncCounts, apply_remote
 from .structure import SyncMetadataService
 
 logger = logging.getLogger(__name__)
+
+
+class HandedOff(Exception):
+    """The job's slice ended and its next run was enqueued: this run stops without finishing it."""
 
 
 class RetryLater(Exception):
@@ -47,6 +54,7 @@ class Job:
     """One run of a job. Subclasses set the class options and implement ``body``."""
 
     uses_client: ClassVar[bool] = True
+    task_name: ClassVar[str] = ""  # the Celery task that runs it (a sliced job re-enqueues it)
     updates_integration: ClassVar[bool] = False  # finish() also writes the integration's sync state
 
     def __init__(self, claim: jobs.Claim, event: SyncEvent, integration: SiteIntegration, retries: int) -> None:
@@ -69,8 +77,14 @@ class Job:
     def done(self) -> int | None:
         return None
 
+    def made_progress(self) -> bool:
+        """Whether any earlier run or this one stored something (a checkpoint exists). Called
+        after the rollback, which expired the event: this reads the committed checkpoint."""
+        return bool(self.event.checkpoint)
+
     def finished(self, outcome: Outcome) -> None:
-        """After the final state was written (every outcome the template reaches, failures included)."""
+        """After the final state was written: once per job, whatever its outcome. Never called
+        between slices (HandedOff), on a retry (RetryLater) or when the claim was lost."""
 
 
 def run(
@@ -93,17 +107,20 @@ def run(
         if reason is not None:
             outcome = Outcome(JobStatus.failed, job.details(), reason)
         elif job.uses_client:
-            with client_for(integration) as client:
+            with jobs.keep_alive(claim), client_for(integration) as client:
                 outcome = job.body(client)
         else:
             outcome = job.body(None)
+    except HandedOff:
+        logger.info("sync event %s: slice done; the next slice is queued", event_id)
+        return {"status": "continued"}
     except jobs.LostOwnership:
         db.session.rollback()
         logger.warning("sync event %s: lost ownership (taken over or marked stuck); stopping", event_id)
         return {"status": "abandoned"}
     except PlatformError as exc:
         db.session.rollback()
-        failure = _retry_or_fail(claim, exc, job.details(), retries, max_retries)
+        failure = _retry_or_fail(claim, exc, job, retries, max_retries)
         if failure is None:
             return {"status": "abandoned"}
         outcome = Outcome(JobStatus.failed, job.details(), failure, job.done(), exc.stage)
@@ -129,20 +146,38 @@ def _describe(exc: PlatformError) -> str:
     return f"{exc.stage}: {exc.message}" + (f" (HTTP {exc.status_code})" if exc.status_code else "")
 
 
-def _retry_or_fail(
-    claim: jobs.Claim, exc: PlatformError, details: dict[str, Any], retries: int, max_retries: int
-) -> str | None:
-    """Requeue for a retry (raises RetryLater) on a transient error with retries left; else return
-    the failure message (None: the job was no longer ours)."""
+def _retry_or_fail(claim: jobs.Claim, exc: PlatformError, job: Job, retries: int, max_retries: int) -> str | None:
+    """Requeue for a retry (raises RetryLater) on a transient error with retries and retry time
+    left; else return the failure message (None: the job was no longer ours)."""
     message = _describe(exc)
-    if exc.transient and retries < max_retries:
-        countdown = jobs.backoff_seconds(retries, exc.retry_after)
-        retry_details = {**details, "attempts": retries + 1, "next_retry_in_seconds": countdown}
-        if jobs.requeue_for_retry(claim, f"attempt {retries + 1} failed ({message}); retrying", retry_details):
-            logger.warning("sync event %s: transient error (%s); retry in %ss", claim.event_id, message, countdown)
-            raise RetryLater(countdown, message)
-        return None
-    return message
+    if not exc.transient:
+        return message
+    if exc.connection_refused and not job.made_progress():
+        # Refused on every attempt of the job's first request: nothing listens there, and
+        # retrying for minutes only delays the answer (issue 10).
+        return f"{message} Nothing accepted the connection; check the site URL and that WordPress is up."
+    previous = dict(job.event.details or {})
+    now = utcnow()
+    retrying_since = parse_iso(previous.get("retrying_since")) or now
+    cap = float(current_app.config["SYNC_RETRY_MAX_TOTAL_SECONDS"])
+    countdown = jobs.backoff_seconds(retries, exc.retry_after)
+    if retries >= max_retries:
+        return message
+    if (now - retrying_since).total_seconds() + countdown > cap:
+        return f"{message} (gave up after {retries + 1} attempt(s): retries are capped at {cap:g} s)"
+    retry_details = {
+        **job.details(),
+        "attempts": retries + 1,
+        "attempt": retries + 2,  # the attempt that runs next
+        "max_attempts": max_retries + 1,
+        "next_retry_in_seconds": countdown,
+        "next_retry_at": iso(now + timedelta(seconds=countdown)),
+        "retrying_since": iso(retrying_since),
+    }
+    if jobs.requeue_for_retry(claim, f"attempt {retries + 1} failed ({message}); retrying", retry_details):
+        logger.warning("sync event %s: transient error (%s); retry in %ss", claim.event_id, message, countdown)
+        raise RetryLater(countdown, message)
+    return None
 
 
 # ---------------------------------------------------------------------- the jobs
@@ -152,6 +187,7 @@ class SyncJob(Job):
     """A sync in one direction (``SyncEvent.direction``): metadata, from_external, to_external or both."""
 
     updates_integration = True
+    task_name = jobs.TASK_SYNC
 
     def __init__(self, claim: jobs.Claim, event: SyncEvent, integration: SiteIntegration, retries: int) -> None:
         super().__init__(claim, event, integration, retries)
@@ -160,6 +196,14 @@ class SyncJob(Job):
         self.counts = SyncCounts()
         self.progress = Progress(lambda done, total: jobs.heartbeat(claim, done, total))
         self.extra: dict[str, Any] = {}
+        # A retried, redelivered, resumed or next-slice run goes on from the checkpoint: the same
+        # counts and progress, and the pull from the page after the last one stored.
+        self.checkpoint: dict[str, Any] = dict(event.checkpoint or {})
+        if self.checkpoint.get("phase"):
+            self.counts = SyncCounts.from_details(self.checkpoint.get("counts") or {})
+            done, total = (self.checkpoint.get("progress") or [0, 0])[:2]
+            self.progress.done, self.progress.total = int(done or 0), total
+            self.extra["resumed"] = True
 
     def prepare(self) -> str | None:
         if not self.integration.is_active or not self.integration.sync_enabled:
@@ -189,10 +233,27 @@ class SyncJob(Job):
         if self.direction == "metadata":
             self.extra = SyncMetadataService(self.integration).fetch_and_store(client)
         else:
-            service = ContentSyncService(self.integration, client, self.counts, self.progress, job_id=self.event.id)
-            if self.direction in ("from_external", "both"):
-                service.pull(full=self.full, detect_conflicts=True)
+            service = ContentSyncService(
+                self.integration,
+                client,
+                self.counts,
+                self.progress,
+                job_id=self.event.id,
+                checkpoint=self.checkpoint,
+                save_checkpoint=lambda state, done, total: jobs.save_checkpoint(self.claim, state, done, total),
+                max_pages=int(current_app.config["SYNC_SLICE_PAGES"]),
+            )
+            if self.direction in ("from_external", "both") and self.checkpoint.get("phase") != "push":
+                self._pull(service)
                 self.extra["incremental"] = service.incremental_used
+                if self.direction == "both":
+                    # The pull is done: a resume after this point only pushes.
+                    jobs.save_checkpoint(
+                        self.claim, {**service.checkpoint, "phase": "push"}, self.progress.done, self.progress.total
+                    )
+                    db.session.commit()
+            elif self.checkpoint.get("phase") == "push":
+                self.extra["incremental"] = self.checkpoint.get("incremental_used") or {}
             if self.direction in ("to_external", "both"):
                 self.progress.add_total(service.count_push_candidates())
                 self.progress.report()
@@ -203,6 +264,16 @@ class SyncJob(Job):
         named = ", ".join(_item_name(item) for item in counts.failed_items[:5])
         error = f"{counts.errors} item(s) could not be synced: {named}"
         return Outcome(JobStatus.partial, self.details(), error, self.progress.done)
+
+    def _pull(self, service: ContentSyncService) -> None:
+        while True:
+            try:
+                service.pull(full=self.full, detect_conflicts=True)
+                return
+            except SliceDone:
+                if jobs.hand_off(self.claim, self.task_name, self.details()):
+                    raise HandedOff() from None
+                service.pages_stored = 0  # the broker refused the next slice: go on here
 
 
 def _item_name(item: dict[str, Any]) -> str:

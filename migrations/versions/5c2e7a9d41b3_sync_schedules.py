@@ -1,7 +1,7 @@
 """sync schedules: interval, next run, pause, failure count, reconcile sweep; due and active-job indexes
 
 Revision ID: 5c2e7a9d41b3
-Revises: 0830eb9c3e79
+Revises: 5c1e2a9d7f40
 Create Date: 2026-12-02 16:10:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5c2e7a9d41b3'
-down_revision = '0830eb9c3e79'
+down_revision = '5c1e2a9d7f40'
 branch_labels = None
 depends_on = None
 

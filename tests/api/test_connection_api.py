@@ -137,7 +137,8 @@ def test_onboarding_keeps_an_existing_integration_when_the_test_fails(mocked, cl
     assert body["error"]["details"]["integration_kept"] is True
     db.session.expire_all()
     [integration] = integrations()
-    assert integration.id == existing.id and integration.is_active is False
+    assert integration.id == existing.id and integration.is_active is True  # a failed test never deactivates
+    assert integration.last_connection_test_ok is False and integration.sync_status == "failed"
 
 
 def test_onboarding_with_a_wrong_key_is_403_and_creates_nothing(mocked, client, wp_site) -> None:

@@ -81,6 +81,25 @@ def test_per_site_429s_are_counted_by_site_id_only(client):
     assert samples[("integration_site_rate_limited_total", (("site_id", "9"),))] == 1
 
 
+def test_a_site_answering_429_is_counted_under_its_site_id_not_its_host(client, factory, site):
+    import responses
+
+    from integration_service.platforms.registry import client_for
+
+    integration = make_integration(factory, site, "http://127.0.0.1:8999")
+    with responses.RequestsMock() as mocked, client_for(integration) as wp:
+        mocked.get("http://127.0.0.1:8999/wp-json/", status=429, headers={"Retry-After": "0"})
+        mocked.get("http://127.0.0.1:8999/wp-json/", status=503)  # no Retry-After: just down, not counted
+        mocked.get("http://127.0.0.1:8999/wp-json/", status=429)  # counted with or without Retry-After
+        wp.http.request("GET", "http://127.0.0.1:8999/wp-json/", retry=False)
+        wp.http.request("GET", "http://127.0.0.1:8999/wp-json/", retry=False)
+        wp.http.request("GET", "http://127.0.0.1:8999/wp-json/", retry=False)
+    text = client.get(URL).get_data(as_text=True)
+    samples = scrape(client)
+    assert samples[("integration_site_rate_limited_total", (("site_id", str(site.id)),))] == 2
+    assert "127.0.0.1" not in text
+
+
 def test_webhook_deliveries_are_counted_by_outcome(client, factory, site):
     from tests.api.test_webhooks import STATUS, deliver, status_payload
 

@@ -3,8 +3,10 @@ update_site_structure, content_types, sync_wordpress_content — and their bad i
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -117,7 +119,9 @@ def test_a_stuck_job_no_longer_blocks_a_new_sync(app, editor_client, fake_wp, wp
     assert response.status_code == 202, response.get_json()
     db.session.expire_all()
     stuck = db.session.get(SyncEvent, stuck.id)
-    assert (stuck.status, stuck.sync_lock) == ("failed", None)
+    # The dead job was resumed (eagerly, so it finished first) and released the lock.
+    assert (stuck.status, stuck.sync_lock) == ("success", None)
+    assert stuck.checkpoint["resumes"] == 1
     assert db.session.get(SyncEvent, response.get_json()["sync_event_id"]).status == "success"
 
 
@@ -338,3 +342,43 @@ def test_sync_wordpress_content_bad_inputs(editor_client, factory, wp_integratio
     response = editor_client.post(action, json={"content_id": unlinked.id})
     assert response.status_code == 400 and "content_id" in response.get_json()["error"]["details"]
     assert db.session.scalar(db.select(db.func.count(SyncEvent.id))) == 0
+
+
+RFC_1123 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} ")
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_debug_status_dates_are_iso_8601_utc(app, editor_client, fake_wp, wp_integration):
+    fake_wp.add_posts(1)
+    editor_client.post(url(wp_integration, "sync"), json={"direction": "from_external"})
+    wp_integration.last_connection_test_at = utcnow()
+    wp_integration.last_connection_test_ok = True
+    db.session.commit()
+
+    body = editor_client.get(url(wp_integration, "debug_status")).get_json()
+
+    dates = [
+        body["last_connection_test"]["at"],
+        body["last_sync"]["started_at"],
+        body["last_sync"]["finished_at"],
+        body["last_sync_at"],
+    ]
+    for value in dates:
+        assert datetime.fromisoformat(value).utcoffset() == timedelta(0), value
+    assert not [value for value in _strings(body) if RFC_1123.match(value)]
+
+
+def test_any_datetime_in_a_response_is_iso_8601(app):
+    moment = datetime(2026, 12, 2, 13, 53, 39, tzinfo=UTC)
+    assert json.loads(app.json.dumps({"at": moment})) == {"at": "2026-12-02T13:53:39+00:00"}
+    assert json.loads(app.json.dumps({"at": moment.replace(tzinfo=None)})) == {"at": "2026-12-02T13:53:39+00:00"}

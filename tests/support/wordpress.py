@@ -167,6 +167,8 @@ def wordpress_unavailable_reason() -> str | None:
     """
     if os.environ.get("SKIP_WORDPRESS"):
         return "SKIP_WORDPRESS is set"
+    if os.environ.get("SKIP_SERVICES"):  # TEST_BACKEND=sqlite: not even a WordPress left running
+        return "SKIP_SERVICES is set (TEST_BACKEND=sqlite)"
     if not sys.platform.startswith("linux"):
         return f"needs Linux (Debian's wordpress package), this is {sys.platform}"
     if not SCRIPT.is_file():

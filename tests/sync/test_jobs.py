@@ -48,7 +48,8 @@ def test_a_redelivered_task_takes_over_and_fences_off_the_old_run(factory, site)
     assert jobs.claim(event.id, event.task_id) is None  # finished jobs are never re-run
 
 
-def test_stuck_jobs_are_failed_and_release_the_lock(app, factory, site):
+def test_stuck_jobs_are_failed_and_release_the_lock(app, factory, site, monkeypatch):
+    monkeypatch.setitem(app.config, "SYNC_MAX_RESUMES", 0)  # resuming is tested below
     integration = factory.integration(site)
     other = factory.integration(factory.site(site.account))
     old = utcnow() - timedelta(seconds=app.config["SYNC_STUCK_AFTER_SECONDS"] + 5)
@@ -63,6 +64,34 @@ def test_stuck_jobs_are_failed_and_release_the_lock(app, factory, site):
     assert "heartbeat" in dead.error_message
     assert db.session.get(SyncEvent, alive.id).status == "running"
     assert db.session.get(SiteIntegration, integration.id).sync_status == "failed"
+
+
+def test_a_dead_sync_is_resumed_from_its_checkpoint_then_failed(app, factory, site, monkeypatch):
+    monkeypatch.setitem(app.config, "SYNC_MAX_RESUMES", 1)
+    published: list[tuple[int, str | None, str]] = []
+    monkeypatch.setattr(jobs, "publish", lambda *args: published.append(args))
+    integration = factory.integration(site)
+    old = utcnow() - timedelta(seconds=app.config["SYNC_STUCK_AFTER_SECONDS"] + 5)
+    checkpoint = {"phase": "pull", "post_type": "post", "page": 3}
+    dead = _event(integration, status="running", heartbeat_at=old, started_at=old, checkpoint=checkpoint)
+
+    assert jobs.recover_stuck_jobs() == [dead.id]
+
+    db.session.expire_all()
+    event = db.session.get(SyncEvent, dead.id)
+    assert (event.status, event.claim_token, event.sync_lock) == ("queued", None, integration.id)
+    assert event.checkpoint == {**checkpoint, "resumes": 1}  # the position is kept
+    assert event.details["waiting_for"] == "resume"
+    assert published == [(dead.id, dead.task_id, jobs.TASK_SYNC)]  # same task id: a takeover
+    assert jobs.claim(dead.id, dead.task_id) is not None
+
+    # Dead again: resumed SYNC_MAX_RESUMES times already, so it is failed.
+    db.session.execute(db.update(SyncEvent).where(SyncEvent.id == dead.id).values(heartbeat_at=old))
+    db.session.commit()
+    assert jobs.recover_stuck_jobs() == [dead.id]
+    db.session.expire_all()
+    event = db.session.get(SyncEvent, dead.id)
+    assert (event.status, event.sync_lock) == ("failed", None) and "2 time(s)" in event.error_message
 
 
 def test_jobs_queued_too_long_are_failed(app, factory, site, monkeypatch):

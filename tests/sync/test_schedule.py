@@ -142,6 +142,32 @@ def test_dispatcher_syncs_a_due_integration_and_moves_its_schedule_on(factory, f
     assert schedule.dispatch_due() == {"due": 0, "dispatched": 0, "skipped_locked": 0}
 
 
+def test_a_sliced_scheduled_sync_keeps_its_trigger_and_reaches_the_schedule_once(app, factory, fake_wp, monkeypatch):
+    monkeypatch.setitem(app.config, "SYNC_SLICE_PAGES", 1)
+    monkeypatch.setitem(app.config, "WP_CONCURRENCY", 1)
+    fake_wp.add_posts(250)  # three pages: the job re-enqueues itself between them
+    hand_offs: list[str | None] = []
+    original_hand_off = jobs.hand_off
+
+    def counting(claim, task_name, details):
+        hand_offs.append(details.get("trigger"))
+        return original_hand_off(claim, task_name, details)
+
+    monkeypatch.setattr(jobs, "hand_off", counting)
+    hooked: list[tuple] = []
+    original_hook = schedule.after_sync_job
+    monkeypatch.setattr(schedule, "after_sync_job", lambda *args: (hooked.append(args), original_hook(*args)))
+    due = due_integration(factory, fake_wp.url)
+
+    schedule.dispatch_due()
+
+    [event] = sync_events(due.id)
+    assert event.status == "success", event.error_message
+    assert len(hand_offs) >= 2 and set(hand_offs) == {"scheduled"}  # every slice knows who started it
+    assert event.details["trigger"] == "scheduled" and event.details["created"] == 250
+    assert hooked == [(event.id, "success", None)]  # once, at the end; never between slices
+
+
 def test_a_due_integration_whose_manual_sync_holds_the_lock_is_skipped_and_rescheduled(factory, monkeypatch):
     integration = due_integration(factory)
     manual = factory.queued_sync(integration, "both")
@@ -370,9 +396,16 @@ def test_an_unexpected_error_mapped_by_the_runner_backs_off_the_schedule(app, fa
     assert timedelta(minutes=29) < stored.next_sync_at - utcnow() <= timedelta(minutes=30)
 
 
-def test_a_sync_failed_by_stuck_job_recovery_backs_off_the_schedule(app, factory, monkeypatch):
+def test_stuck_recovery_backs_off_the_schedule_only_when_it_fails_the_job(app, factory, monkeypatch):
     monkeypatch.setitem(app.config, "SCHEDULE_JITTER_RATIO", 0.0)
-    integration = due_integration(factory, next_sync_at=utcnow() + timedelta(minutes=5), sync_failure_count=1)
+    monkeypatch.setitem(app.config, "SYNC_MAX_RESUMES", 1)
+    published: list[tuple] = []
+    monkeypatch.setattr(jobs, "publish", lambda *args: published.append(args))
+    hooked: list[tuple] = []
+    original_hook = schedule.after_sync_job
+    monkeypatch.setattr(schedule, "after_sync_job", lambda *args: (hooked.append(args), original_hook(*args)))
+    due_at = utcnow() + timedelta(minutes=5)
+    integration = due_integration(factory, next_sync_at=due_at, sync_failure_count=1)
     old = utcnow() - timedelta(seconds=app.config["SYNC_STUCK_AFTER_SECONDS"] + 5)
     dead = SyncEvent(
         integration_id=integration.id,
@@ -381,6 +414,7 @@ def test_a_sync_failed_by_stuck_job_recovery_backs_off_the_schedule(app, factory
         direction="from_external",
         status="running",
         details={"trigger": "scheduled"},
+        checkpoint={"phase": "pull", "post_type": "post", "page": 2},
         task_id=jobs.new_task_id(),
         sync_lock=integration.id,
         started_at=old,
@@ -389,10 +423,24 @@ def test_a_sync_failed_by_stuck_job_recovery_backs_off_the_schedule(app, factory
     db.session.add(dead)
     db.session.commit()
 
+    # First death: resumed (re-queued from its checkpoint). The job has not ended: no hook, the
+    # schedule is untouched, and the resumed run still says who started it.
     assert jobs.recover_stuck_jobs() == [dead.id]
+    db.session.expire_all()
+    event = db.session.get(SyncEvent, dead.id)
+    assert event.status == "queued" and len(published) == 1 and hooked == []
+    assert event.details["trigger"] == "scheduled" and event.details["waiting_for"] == "resume"
+    stored = db.session.get(SiteIntegration, integration.id)
+    assert stored.sync_failure_count == 1 and abs((stored.next_sync_at - due_at).total_seconds()) < 1
 
+    # Dead again, past SYNC_MAX_RESUMES: failed, and the schedule backs off exactly once.
+    db.session.execute(db.update(SyncEvent).where(SyncEvent.id == dead.id).values(status="running", heartbeat_at=old))
+    db.session.commit()
+    assert jobs.recover_stuck_jobs() == [dead.id]
+    assert hooked == [(dead.id, "failed")]
     db.session.expire_all()
     stored = db.session.get(SiteIntegration, integration.id)
     assert stored.sync_failure_count == 2 and stored.paused_reason is None
     # Second consecutive failure: 15 min x 2^2, instead of the 5 minutes it was due in.
     assert timedelta(minutes=59) < stored.next_sync_at - utcnow() <= timedelta(minutes=60)
+    assert jobs.recover_stuck_jobs() == [] and len(hooked) == 1  # a failed job is never hooked again

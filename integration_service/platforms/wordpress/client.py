@@ -463,6 +463,7 @@ class WordPressClient:
         *,
         per_page: int = 100,
         concurrency: int = 1,
+        start_page: int = 1,
     ) -> Iterator[PostPage]:
         """Every page of a post type in id order (the one paging primitive), fetching up to
         ``concurrency`` pages at once. Each page carries its valid posts and the posts it could
@@ -470,11 +471,18 @@ class WordPressClient:
         goes on. Transient and auth errors propagate (the job is retried or fails).
 
         ``page.incremental`` says whether ``modified_after`` was honoured: WordPress before 5.7
-        (or a proxy) rejects it with HTTP 400, and the scan falls back to every post."""
+        (or a proxy) rejects it with HTTP 400, and the scan falls back to every post.
+        ``start_page`` resumes a scan (from a job's checkpoint); past the last page nothing is
+        yielded (WordPress answers 400 to a page number beyond the end)."""
+        start_page = max(1, start_page)
         try:
-            first = self.list_posts(content_type, 1, per_page=per_page, modified_after=modified_after)
+            first = self.list_posts(content_type, start_page, per_page=per_page, modified_after=modified_after)
         except PlatformError as exc:
-            if modified_after is None or exc.transient or exc.status_code != 400:
+            if exc.transient or exc.status_code != 400:
+                raise
+            if start_page > 1:
+                return  # resumed past the end: the collection has no more pages
+            if modified_after is None:
                 raise
             logger.info("%s: modified_after refused (%s); full scan", self.site_url, exc)
             modified_after = None
@@ -491,23 +499,27 @@ class WordPressClient:
                 if last is not None:
                     yield last
             return
-        if total_pages <= 1:
+        if total_pages <= start_page:
             return
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="wp-pages") as pool:
             pending: dict[int, Future[PostPage | None]] = {}
-            next_page = 2
-            for number in range(2, total_pages + 1):
-                while next_page <= total_pages and len(pending) < max(1, concurrency):
-                    pending[next_page] = pool.submit(
-                        self._page_or_error, content_type, next_page, per_page, modified_after, incremental
-                    )
-                    next_page += 1
-                fetched = pending.pop(number).result()
-                if fetched is None:  # the collection shrank during the scan
-                    for future in pending.values():
-                        future.cancel()
-                    return
-                yield fetched
+            next_page = start_page + 1
+            try:
+                for number in range(start_page + 1, total_pages + 1):
+                    while next_page <= total_pages and len(pending) < max(1, concurrency):
+                        pending[next_page] = pool.submit(
+                            self._page_or_error, content_type, next_page, per_page, modified_after, incremental
+                        )
+                        next_page += 1
+                    fetched = pending.pop(number).result()
+                    if fetched is None:  # the collection shrank during the scan
+                        return
+                    yield fetched
+            finally:
+                # Stopped early (end of a slice, an error, the collection shrank): pages not
+                # started yet are not requested.
+                for future in pending.values():
+                    future.cancel()
 
     def _page_or_error(
         self, content_type: str, number: int, per_page: int, modified_after: datetime | None, incremental: bool

@@ -1,0 +1,362 @@
+"""Politeness to each customer site, shared by every worker on every machine.
+
+Every request the HTTP layer sends to a site passes through a ``SiteGate`` (``gate.slot(url)``):
+
+1. **Shared back-off.** A 429/503 with ``Retry-After`` is recorded under the site's key with that
+   TTL; every worker waits it out before its next request to the site.
+2. **Request budget** (optional, ``WP_REQUEST_BUDGET_PER_MINUTE``): the ``limits`` package's moving
+   window (the one Flask-Limiter uses), on the same storage.
+3. **Concurrency**: at most ``WP_CONCURRENCY`` requests in flight to one site.
+
+Sites are keyed by ``host:port`` (the HTTP layer sees URLs, not integrations; two integrations
+of one site share its limits, which is what the site cares about).
+
+The concurrency limit is a counting semaphore, which neither redis-py (its ``Lock`` is a mutex)
+nor ``limits`` (it counts requests per window and has no release) provides.  So it is a small
+Lua semaphore over a sorted set of leases: member = a random token, score = the lease's expiry
+in Redis's own clock (``TIME``, so machines with skewed clocks agree).  Acquire drops expired
+leases, then adds one if fewer than the limit remain, atomically; a worker killed mid-request
+never releases, and its slot frees itself when the lease expires (``WP_SLOT_LEASE_SECONDS``,
+15 s by default).  A live process renews its leases every third of that from one daemon thread,
+so a long request keeps its slot however slow the site is.  A release pushes a wake-up onto a short list that waiters
+``BLPOP`` (bounded by the earliest lease expiry and the caller's deadline): waiting never polls.
+
+Without ``REDIS_URL`` (the embedded default) the same interface is served in-process
+(a ``threading.Condition`` per site, ``limits``' memory storage).  Every wait is bounded by
+``WP_SLOT_WAIT_SECONDS``; past it the request fails as a transient ``PlatformError`` that names
+the wait, so the job retries later instead of blocking a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from .. import metrics
+from .base import PlatformError
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "igny8:wp"
+# Waiters wake at least this often to re-check (a lost wake-up costs at most this much).
+MAX_BLOCK_SECONDS = 1.0
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return -1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tonumber(oldest[2]) - now
+"""
+
+_RENEW = """
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+  redis.call('PEXPIRE', KEYS[2], 10000)
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class PolitenessSettings:
+    concurrency: int = 4
+    budget_per_minute: int = 0  # 0: no budget
+    wait_seconds: float = 30.0  # the longest any request waits for its turn
+    lease_seconds: float = 15.0  # renewed while held: how long a killed holder's slot stays taken
+    redis_url: str | None = None  # None: in-process
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PolitenessSettings:
+        return cls(
+            concurrency=max(1, int(config["WP_CONCURRENCY"])),
+            budget_per_minute=max(0, int(config["WP_REQUEST_BUDGET_PER_MINUTE"])),
+            wait_seconds=float(config["WP_SLOT_WAIT_SECONDS"]),
+            lease_seconds=float(config["WP_SLOT_LEASE_SECONDS"]),
+            redis_url=config.get("REDIS_URL") or None,
+        )
+
+
+def site_key(url: str) -> str:
+    """``host:port`` of a URL, the unit every limit applies to."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{(parts.hostname or '').lower()}:{port}"
+
+
+def report_rate_limited(site_id: int | None) -> None:
+    """Metrics hook, called by the HTTP layer once per rate-limiting answer (every 429, and a 503
+    with Retry-After). Labelled by the site's id (``HttpSettings.site_id``, set by ``client_for``),
+    not by its ``host:port`` key: a customer's host names the tenant, an id does not."""
+    metrics.record_rate_limited(site_id)
+
+
+class _Timeout(Exception):
+    def __init__(self, what: str, retry_after: float | None) -> None:
+        self.what = what
+        self.retry_after = retry_after
+
+
+class _RedisSemaphore:
+    def __init__(self, client: Any, limit: int, lease_seconds: float) -> None:
+        self._client = client
+        self._limit = limit
+        self._lease_ms = int(lease_seconds * 1000)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._held: dict[str, str] = {}  # token -> site key, renewed by one thread
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self, key: str, deadline: float) -> str:
+        token = uuid.uuid4().hex
+        leases, wakeups = f"{KEY_PREFIX}:slots:{key}", f"{KEY_PREFIX}:wake:{key}"
+        while True:
+            wait_ms = int(self._acquire(keys=[leases], args=[self._limit, self._lease_ms, token]))
+            if wait_ms < 0:
+                with self._held_lock:
+                    self._held[token] = key
+                    if self._renewer is None:
+                        self._renewer = threading.Thread(target=self._renew_forever, name="wp-slot-leases", daemon=True)
+                        self._renewer.start()
+                return token
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Timeout("a free request slot", wait_ms / 1000)
+            # Woken by a release, or when the oldest lease (perhaps a dead worker's) expires.
+            block = max(0.01, min(wait_ms / 1000, remaining, MAX_BLOCK_SECONDS))
+            self._client.blpop([wakeups], timeout=block)
+
+    def _renew_forever(self) -> None:
+        interval = self._lease_ms / 3000
+        while True:
+            time.sleep(interval)
+            with self._held_lock:
+                held = list(self._held.items())
+            for token, key in held:
+                try:
+                    if not self._renew(keys=[f"{KEY_PREFIX}:slots:{key}"], args=[self._lease_ms, token]):
+                        with self._held_lock:
+                            still_held = token in self._held
+                        if still_held:
+                            logger.warning("the request slot lease for %s expired while held", key)
+                except Exception:  # Redis unreachable: the lease may lapse; the request goes on
+                    logger.warning("could not renew the request slot lease for %s", key, exc_info=True)
+
+    def release(self, key: str, token: str) -> None:
+        with self._held_lock:
+            self._held.pop(token, None)
+        self._release(keys=[f"{KEY_PREFIX}:slots:{key}", f"{KEY_PREFIX}:wake:{key}"], args=[token, self._limit])
+
+    def in_flight(self, key: str) -> int:
+        return int(self._client.zcard(f"{KEY_PREFIX}:slots:{key}"))
+
+
+class _LocalSemaphore:
+    """The in-process twin: a counter per site under one condition (no leases: a dead process
+    takes its slots with it)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held: dict[str, int] = {}
+        self._cond = threading.Condition()
+
+    def acquire(self, key: str, deadline: float) -> str:
+        with self._cond:
+            while self._held.get(key, 0) >= self._limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _Timeout("a free request slot", None)
+                self._cond.wait(remaining)
+            self._held[key] = self._held.get(key, 0) + 1
+        return key
+
+    def release(self, key: str, token: str) -> None:
+        with self._cond:
+            self._held[key] -= 1
+            if not self._held[key]:
+                del self._held[key]
+            self._cond.notify()
+
+    def in_flight(self, key: str) -> int:
+        with self._cond:
+            return self._held.get(key, 0)
+
+
+class _RedisBackoff:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def set(self, key: str, seconds: float) -> None:
+        ms = int(seconds * 1000)
+        if ms <= 0:
+            return
+        name = f"{KEY_PREFIX}:backoff:{key}"
+        # Keep the longer of two back-offs: a short Retry-After must not cut a long one.
+        if self._client.pttl(name) < ms:
+            self._client.set(name, "1", px=ms)
+
+    def remaining(self, key: str) -> float:
+        return max(0, int(self._client.pttl(f"{KEY_PREFIX}:backoff:{key}"))) / 1000
+
+
+class _LocalBackoff:
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def set(self, key: str, seconds: float) -> None:
+        with self._lock:
+            self._until[key] = max(self._until.get(key, 0.0), time.monotonic() + seconds)
+
+    def remaining(self, key: str) -> float:
+        with self._lock:
+            return max(0.0, self._until.get(key, 0.0) - time.monotonic())
+
+
+class SiteGate:
+    """Back-off, budget and concurrency for every site, on Redis or in-process."""
+
+    def __init__(self, settings: PolitenessSettings) -> None:
+        self.settings = settings
+        if settings.redis_url:
+            client = redis.Redis.from_url(settings.redis_url)
+            self._slots: _RedisSemaphore | _LocalSemaphore = _RedisSemaphore(
+                client, settings.concurrency, settings.lease_seconds
+            )
+            self._backoff: _RedisBackoff | _LocalBackoff = _RedisBackoff(client)
+            storage_uri = settings.redis_url
+        else:
+            self._slots = _LocalSemaphore(settings.concurrency)
+            self._backoff = _LocalBackoff()
+            storage_uri = "memory://"
+        self._budget = (
+            RateLimitItemPerMinute(settings.budget_per_minute, namespace=f"{KEY_PREFIX}:budget")
+            if settings.budget_per_minute
+            else None
+        )
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri)) if self._budget else None
+
+    @contextmanager
+    def slot(
+        self, url: str, sleep: Callable[[float], None] = time.sleep, wait_seconds: float | None = None
+    ) -> Iterator[None]:
+        """Hold one of the site's request slots for the duration of the block, waiting at most
+        ``wait_seconds`` (default: the settings') for it."""
+        key = site_key(url)
+        wait_seconds = self.settings.wait_seconds if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + wait_seconds
+        try:
+            self._wait_backoff(key, deadline, sleep)
+            self._take_budget(key, deadline, wait_seconds, sleep)
+            token = self._slots.acquire(key, deadline)
+        except _Timeout as exc:
+            raise PlatformError(
+                f"{key} is busy: gave up after waiting {wait_seconds:.0f} s for {exc.what}.",
+                stage="timeout",
+                transient=True,
+                retry_after=exc.retry_after,
+            ) from None
+        except redis.RedisError as exc:
+            # No shared state, no safe way to be polite: the job retries later.
+            raise PlatformError(
+                f"The request to {key} could not take its turn: Redis is unreachable ({type(exc).__name__}).",
+                stage="timeout",
+                transient=True,
+            ) from None
+        try:
+            yield
+        finally:
+            try:
+                self._slots.release(key, token)
+            except redis.RedisError:  # the lease expires on its own
+                logger.warning("could not release the request slot for %s", key, exc_info=True)
+
+    def back_off(self, url: str, seconds: float, status: int) -> None:
+        """Make every worker wait ``seconds`` before its next request to the site of ``url``."""
+        key = site_key(url)
+        try:
+            self._backoff.set(key, seconds)
+        except redis.RedisError:  # the next slot() cannot reach Redis either and fails as transient
+            logger.warning("could not record the back-off for %s", key, exc_info=True)
+        logger.info("backing off %s for %.1f s after HTTP %d", key, seconds, status)
+
+    def backoff_remaining(self, url: str) -> float:
+        return self._backoff.remaining(site_key(url))
+
+    def in_flight(self, url: str) -> int:
+        return self._slots.in_flight(site_key(url))
+
+    def _wait_backoff(self, key: str, deadline: float, sleep: Callable[[float], None]) -> None:
+        wait = self._backoff.remaining(key)
+        if wait <= 0:
+            return
+        if time.monotonic() + wait > deadline:
+            raise _Timeout("the site's Retry-After to pass", wait)
+        sleep(wait)
+
+    def _take_budget(self, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]) -> None:
+        if self._limiter is None or self._budget is None:
+            return
+        waited = 0.0  # counted too, so an injected sleep that does not pass time still ends
+        while not self._limiter.hit(self._budget, key):
+            stats = self._limiter.get_window_stats(self._budget, key)
+            wait = max(0.01, stats.reset_time - time.time())
+            if time.monotonic() + wait > deadline or waited + wait > wait_seconds:
+                raise _Timeout("the site's request budget", wait)
+            sleep(wait)
+            waited += wait
+
+
+_gates: dict[tuple[PolitenessSettings, int], SiteGate] = {}
+_gates_lock = threading.Lock()
+
+
+def gate_for(settings: PolitenessSettings) -> SiteGate:
+    """The process's gate for these settings: every client in the process shares it (and, on
+    Redis, every process)."""
+    # Keyed by process too: a gate (its connections, its renewal thread) never crosses a fork.
+    # Not by the wait: a connection test (short wait) shares the slots of the syncs in its process.
+    key = (replace(settings, wait_seconds=0.0), os.getpid())
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            gate = _gates[key] = SiteGate(settings)
+        return gate
+
+
+def reset_local_state() -> None:
+    """Forget the process's gates (tests: in-process back-offs must not leak between tests)."""
+    with _gates_lock:
+        _gates.clear()
