@@ -1,7 +1,7 @@
 """Content push intent (no duplicate WordPress post when a push is redelivered)
 
 Revision ID: 5b1c2d3e4f60
-Revises: 5c1e2a9d7f40
+Revises: 5c2e7a9d41b3
 Create Date: 2026-12-02 16:55:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b1c2d3e4f60'
-down_revision = '5c1e2a9d7f40'
+down_revision = '5c2e7a9d41b3'
 branch_labels = None
 depends_on = None
 
