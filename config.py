@@ -44,6 +44,7 @@ def normalize_database_url(url: str) -> str:
 
 
 def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
+    scheduler_tick = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
     if redis_url:
         broker_url = redis_url
         result_backend = redis_url
@@ -74,6 +75,16 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
             "integration.sync": {"queue": "sync"},
             "integration.*": {"queue": "short"},
         },
+        # celery beat (`celery -A celery_app beat`) runs the schedule dispatcher every few seconds;
+        # a tick not taken within one period is dropped (the next one does the same work).
+        "beat_schedule": {
+            "dispatch-due-syncs": {
+                "task": "integration.dispatch_due_syncs",
+                "schedule": scheduler_tick,
+                "options": {"expires": scheduler_tick},
+            }
+        },
+        "beat_schedule_filename": str(instance_dir / "celerybeat-schedule"),
         "task_time_limit": int(os.environ.get("SYNC_TASK_TIME_LIMIT", "3600")),
         "task_soft_time_limit": int(os.environ.get("SYNC_TASK_SOFT_TIME_LIMIT", "3300")),
     }
@@ -164,6 +175,19 @@ class Config:
     WEBHOOK_PRUNE_INTERVAL_SECONDS = float(os.environ.get("WEBHOOK_PRUNE_INTERVAL_SECONDS", "3600"))
     RATELIMIT_WEBHOOKS = os.environ.get("RATELIMIT_WEBHOOKS", "1200/minute")
     WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("WEBHOOK_MAX_BODY_BYTES", str(64 * 1024)))
+
+    # Schedules (integration_service/sync/schedule.py); the tick itself is in CELERY beat_schedule.
+    SCHEDULER_BATCH_SIZE = int(os.environ.get("SCHEDULER_BATCH_SIZE", "500"))  # integrations claimed per tick
+    SCHEDULE_JITTER_RATIO = float(os.environ.get("SCHEDULE_JITTER_RATIO", "0.1"))  # interval ± 10 %
+    SCHEDULE_BACKOFF_MAX_SECONDS = float(os.environ.get("SCHEDULE_BACKOFF_MAX_SECONDS", str(6 * 3600)))
+    SCHEDULE_RECONCILE_INTERVAL_MINUTES = float(os.environ.get("SCHEDULE_RECONCILE_INTERVAL_MINUTES", str(24 * 60)))
+    # Scheduled runs pull WordPress changes; pushes follow platform edits (manual "both" syncs).
+    SCHEDULE_SYNC_DIRECTION = os.environ.get("SCHEDULE_SYNC_DIRECTION", "from_external")
+
+    # GET /metrics: a bearer token for scrapers (unset: open in development, 404 in production);
+    # counters recorded by every process live in this Redis (unset: in the recording process).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    METRICS_REDIS_URL = os.environ.get("METRICS_REDIS_URL") or REDIS_URL
     # Delivery ids are kept this long to answer replays; the plugin retries for 24 hours.
     WEBHOOK_DEDUPE_RETENTION_HOURS = int(os.environ.get("WEBHOOK_DEDUPE_RETENTION_HOURS", "72"))
 
@@ -201,6 +225,7 @@ class TestingConfig(Config):
         "task_eager_propagates": True,
     }
     ALLOW_PRIVATE_TARGETS = True
+    METRICS_REDIS_URL = None  # per-process values; tests/test_metrics.py points it at TEST_REDIS_URL
     WP_MAX_RETRIES = 2
     SYNC_MAX_RETRIES = 2
     # SQLite in memory is one connection: no second thread writes heartbeats in unit tests.

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -100,6 +101,13 @@ ACTIVE_ACCOUNT = "active"  # any other Account.status is suspended
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
+DEFAULT_SYNC_INTERVAL_MINUTES = 15
+SYNC_TRIGGERS = ["manual", "scheduled"]
+# Literal SQL so the partial indexes render identically in the models and the migration.
+SCHEDULABLE_CONDITION = text(
+    "is_active AND sync_enabled AND paused_reason IS NULL AND sync_interval_minutes IS NOT NULL"
+)
+ACTIVE_JOBS_CONDITION = text("status IN ('queued', 'running')")
 
 
 class TimestampMixin:
@@ -178,13 +186,33 @@ class SiteIntegration(TimestampMixin, Model):
     # Per post type high-water marks ({"post": "2026-...Z"}); a type without one is pulled in full.
     pull_watermarks: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Schedule (integration_service/sync/schedule.py). NULL interval = manual syncs only. No column
+    # default on purpose: the ORM would apply it to an explicit None. IntegrationService.create
+    # sets DEFAULT_SYNC_INTERVAL_MINUTES.
+    sync_interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set (e.g. "auth_failed") when the schedule stops on its own; a passing connection test clears it.
+    paused_reason: Mapped[str | None] = mapped_column(String(40))
+    sync_failure_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    last_scheduled_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_reconcile_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     site = relationship("Site", back_populates="integrations")
     sync_events = relationship(
         "SyncEvent", back_populates="integration", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (UniqueConstraint("site_id", "platform"),)
+    __table_args__ = (
+        UniqueConstraint("site_id", "platform"),
+        # The dispatcher's query (next_sync_at <= now among schedulable integrations): a partial
+        # index holds only those, so paused, disabled and manual-only integrations cost nothing.
+        Index(
+            "ix_site_integrations_due",
+            "next_sync_at",
+            postgresql_where=SCHEDULABLE_CONDITION,
+            sqlite_where=SCHEDULABLE_CONDITION,
+        ),
+    )
 
 
 class SyncEvent(Model):
@@ -223,6 +251,14 @@ class SyncEvent(Model):
     __table_args__ = (
         Index("ix_sync_events_integration_recent", "integration_id", "id"),
         Index("ix_sync_events_integration_type_status", "integration_id", "event_type", "status"),
+        # Jobs by state for /metrics: only the few queued and running rows are in it.
+        Index(
+            "ix_sync_events_active_status",
+            "status",
+            "event_type",
+            postgresql_where=ACTIVE_JOBS_CONDITION,
+            sqlite_where=ACTIVE_JOBS_CONDITION,
+        ),
     )
 
 

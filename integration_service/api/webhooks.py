@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, g, request
 from marshmallow import Schema
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import metrics
 from ..auth import authenticate
 from ..errors import ApiErrorSchema, InvalidInput, NotAuthenticated
 from ..extensions import limiter
@@ -52,6 +53,20 @@ ERRORS = {
         (413, "Body too large"),
     )
 }
+
+
+@blp.after_request
+def count_delivery(response: Response) -> Response:
+    """Webhook deliveries by outcome for /metrics: the applied/ignored/duplicate result of an
+    accepted delivery, else the refusal's error code (bad signature, unknown content, ...)."""
+    kind = (request.endpoint or "").rsplit(".", 1)[-1].removesuffix("_webhook")
+    outcome = g.pop("webhook_outcome", None)  # popped: tests run requests in one app context
+    if outcome is None:
+        body = response.get_json(silent=True) if response.is_json else None
+        error = (body or {}).get("error") or {}
+        outcome = error.get("code") or f"http_{response.status_code}"
+    metrics.record_webhook_delivery(kind, outcome)
+    return response
 
 
 def _site_service() -> WebhookService:
@@ -109,7 +124,9 @@ def _verified(schema: Schema) -> tuple[WebhookService, VerifiedDelivery, dict[st
 def status_webhook():
     """A post's status changed in WordPress (published, trashed, deleted, ...)."""
     service, delivery, payload = _verified(WebhookStatusSchema())
-    return service.receive_status(delivery, payload)
+    result = service.receive_status(delivery, payload)
+    g.webhook_outcome = result["status"]
+    return result
 
 
 @blp.route("/metadata/", methods=["POST"])
@@ -123,4 +140,6 @@ def status_webhook():
 def metadata_webhook():
     """A post's terms or SEO fields changed in WordPress."""
     service, delivery, payload = _verified(WebhookMetadataSchema())
-    return service.receive_metadata(delivery, payload)
+    result = service.receive_metadata(delivery, payload)
+    g.webhook_outcome = result["status"]
+    return result

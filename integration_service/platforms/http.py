@@ -30,7 +30,7 @@ from urllib3.exceptions import NameResolutionError
 
 from .base import PlatformError
 from .deadline import Deadline
-from .politeness import PolitenessSettings, gate_for
+from .politeness import PolitenessSettings, gate_for, report_rate_limited
 from .ssrf import DnsFailure, TargetRefused, check_url, guarded_pool_classes
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,9 @@ class HttpSettings:
     deadline: Deadline | None = None
     # Per-site limits shared by every client in the process, and through Redis by every worker.
     politeness: PolitenessSettings = field(default_factory=PolitenessSettings)
+    # Whose site this client talks to (``client_for`` sets it): the label of the rate-limit
+    # metric. Limits stay keyed by host:port; the metric must not carry a customer's host.
+    site_id: int | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
@@ -341,6 +344,9 @@ class HttpTransport:
                 return response
             wait = parse_retry_after(response.headers.get("Retry-After"))
             shared = wait is not None and response.status_code in SHARED_BACKOFF_STATUSES
+            if response.status_code == 429 or shared:
+                # Every 429, and a 503 with Retry-After: the site asking for less load.
+                report_rate_limited(self.settings.site_id)
             if shared:
                 assert wait is not None
                 self._gate.back_off(response.url, wait, response.status_code)

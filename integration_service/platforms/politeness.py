@@ -45,6 +45,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from .. import metrics
 from .base import PlatformError
 
 logger = logging.getLogger(__name__)
@@ -113,17 +114,11 @@ def site_key(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
-def report_rate_limited(site: str) -> None:
-    """Metrics hook, called once per 429 a site answers.  ``integration_service.metrics`` (added
-    separately) provides ``record_rate_limited``; until it exists this does nothing.  ``site`` is
-    the ``host:port`` key: the HTTP layer does not know integration ids."""
-    try:
-        from .. import metrics  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    record = getattr(metrics, "record_rate_limited", None)
-    if record is not None:
-        record(site)
+def report_rate_limited(site_id: int | None) -> None:
+    """Metrics hook, called by the HTTP layer once per rate-limiting answer (every 429, and a 503
+    with Retry-After). Labelled by the site's id (``HttpSettings.site_id``, set by ``client_for``),
+    not by its ``host:port`` key: a customer's host names the tenant, an id does not."""
+    metrics.record_rate_limited(site_id)
 
 
 class _Timeout(Exception):
@@ -316,8 +311,6 @@ class SiteGate:
         except redis.RedisError:  # the next slot() cannot reach Redis either and fails as transient
             logger.warning("could not record the back-off for %s", key, exc_info=True)
         logger.info("backing off %s for %.1f s after HTTP %d", key, seconds, status)
-        if status == 429:
-            report_rate_limited(key)
 
     def backoff_remaining(self, url: str) -> float:
         return self._backoff.remaining(site_key(url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -37,4 +38,6 @@ def client_for(integration: Any, settings: HttpSettings | None = None) -> Platfo
             f"The {integration.platform} platform is not supported yet for this action.",
             details={"platform": integration.platform},
         )
-    return factory(integration, settings or HttpSettings.from_config(current_app.config))
+    settings = settings or HttpSettings.from_config(current_app.config)
+    # The site id labels the client's rate-limit metric (an internal id, never the site's host).
+    return factory(integration, dataclasses.replace(settings, site_id=getattr(integration, "site_id", None)))

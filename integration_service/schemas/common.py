@@ -26,6 +26,8 @@ from ..models import (
 )
 
 MAX_PAGE_SIZE = 100
+MIN_SYNC_INTERVAL_MINUTES = 1
+MAX_SYNC_INTERVAL_MINUTES = 366 * 24 * 60  # a year; keeps the value far from integer overflow
 DEFAULT_PAGE_SIZE = 20
 
 
@@ -144,6 +146,16 @@ class IntegrationSchema(StrictSchema):
     sync_status = fields.String(dump_only=True, validate=validate.OneOf(SYNC_STATUSES))
     last_sync_at = fields.DateTime(dump_only=True, allow_none=True)
     sync_error = fields.String(dump_only=True, allow_none=True)
+    sync_interval_minutes = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=MIN_SYNC_INTERVAL_MINUTES, max=MAX_SYNC_INTERVAL_MINUTES),
+        metadata={"description": "Minutes between scheduled syncs (default 15); null = manual syncs only."},
+    )
+    next_sync_at = fields.DateTime(dump_only=True, allow_none=True)
+    paused_reason = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "Why the schedule stopped, e.g. auth_failed."}
+    )
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -167,6 +179,11 @@ class IntegrationSchema(StrictSchema):
                 raise ValidationError({"site_url": exc.messages}) from exc
         if len(repr(value)) > 64 * 1024:
             raise ValidationError("The configuration is too large.")
+
+    @validates("sync_interval_minutes")
+    def validate_interval(self, value: Any, **kwargs: Any) -> None:
+        if isinstance(value, bool):  # strict Integer still takes True as 1
+            raise ValidationError("Not a valid integer.")
 
     @validates("credentials_json")
     def validate_credentials(self, value: dict, **kwargs: Any) -> None:

@@ -98,6 +98,20 @@ class SyncStatusSchema(Schema):
     recent_events = fields.List(fields.Nested(SyncEventSchema))
 
 
+class ScheduleStatusSchema(Schema):
+    """The integration's schedule (integration_service/sync/schedule.py ``schedule_status``)."""
+
+    enabled = fields.Boolean()
+    interval_minutes = fields.Integer(allow_none=True)
+    next_sync_at = fields.DateTime(allow_none=True)
+    overdue_seconds = fields.Float(allow_none=True)
+    last_scheduled_sync_at = fields.DateTime(allow_none=True)
+    next_reconcile_at = fields.DateTime(allow_none=True)
+    consecutive_failures = fields.Integer()
+    backoff = fields.Boolean()
+    paused_reason = fields.String(allow_none=True)
+
+
 class ConnectionTestSummarySchema(Schema):
     at = fields.DateTime(allow_none=True)
     success = fields.Boolean(allow_none=True)
@@ -141,6 +155,7 @@ class DebugStatusSchema(Schema):
     current_job = fields.Nested(CurrentJobSchema, allow_none=True)
     stuck_job = fields.Nested(StuckJobSchema)
     recent_failures = fields.List(fields.Nested(EventSummarySchema))
+    schedule = fields.Nested(ScheduleStatusSchema)
     last_webhook_at = fields.DateTime(allow_none=True)
     last_pull_modified_gmt = fields.DateTime(allow_none=True)
     last_structure_fetch = fields.String(allow_none=True)

@@ -29,7 +29,7 @@ from ..platforms.base import ConnectionReport
 from ..platforms.deadline import Deadline
 from ..platforms.http import HttpSettings
 from ..platforms.redact import basic_token, scrub, secret_variants
-from ..sync import jobs
+from ..sync import jobs, schedule
 from . import access
 from .integrations import IntegrationService
 
@@ -122,6 +122,8 @@ class ConnectionTestService:
         integration.last_connection_test_at = utcnow()
         integration.last_connection_test_ok = report.success
         _record_outcome(integration, None if report.success else message)
+        if report.success:
+            schedule.resume_after_connection_test(integration)
         db.session.commit()
         logger.info(
             "connection test of integration %s (site %s): %s%s in %d ms",

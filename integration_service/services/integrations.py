@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from ..auth import Principal
 from ..errors import Conflict, InvalidInput
 from ..extensions import db
-from ..models import PLATFORM_TYPES, SiteIntegration
+from ..models import DEFAULT_SYNC_INTERVAL_MINUTES, PLATFORM_TYPES, SiteIntegration
+from ..sync import schedule
 from . import access
 from .pagination import paginate
 
@@ -70,6 +71,7 @@ class IntegrationService:
             is_active=data.get("is_active", True),
             sync_enabled=data.get("sync_enabled", True),
         )
+        schedule.apply_interval(integration, data.get("sync_interval_minutes", DEFAULT_SYNC_INTERVAL_MINUTES))
         return integration
 
     def update(self, integration_id: int, data: dict[str, Any], partial: bool) -> SiteIntegration:
@@ -97,6 +99,8 @@ class IntegrationService:
         for name in ("is_active", "sync_enabled"):
             if name in data:
                 setattr(integration, name, data[name])
+        if "sync_interval_minutes" in data and data["sync_interval_minutes"] != integration.sync_interval_minutes:
+            schedule.apply_interval(integration, data["sync_interval_minutes"])
         db.session.commit()
         return integration
 

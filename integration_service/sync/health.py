@@ -16,7 +16,7 @@ from ..auth import Principal
 from ..extensions import db
 from ..models import Content, JobStatus, SyncEvent, utcnow
 from ..services import access
-from . import jobs
+from . import jobs, schedule
 from .requests import current_job
 
 RECENT_FAILURES = 5
@@ -73,6 +73,7 @@ class SyncHealthService:
                 "sync_event_id": active.id if stuck and active is not None else None,
             },
             "recent_failures": [_event_summary(event) for event in failures],
+            "schedule": schedule.schedule_status(integration, now),
             "last_webhook_at": integration.last_webhook_at,
             "last_pull_modified_gmt": integration.last_pull_modified_gmt,
             "last_structure_fetch": content_types.get("last_structure_fetch")

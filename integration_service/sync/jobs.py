@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import Row, and_, false, func, or_, update
@@ -25,6 +25,7 @@ from sqlalchemy import Row, and_, false, func, or_, update
 from ..errors import QueueUnavailable
 from ..extensions import db, rowcount
 from ..models import ACTIVE_JOB_STATUSES, FINAL_JOB_STATUSES, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
+from . import schedule  # schedule imports this module too; each uses the other only at call time
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,17 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def enqueue(event: SyncEvent, task_name: str) -> None:
+class RecordedJob(Protocol):
+    """What ``enqueue`` reads of a job: a SyncEvent, or the ids of rows the dispatcher inserted in bulk."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def task_id(self) -> str | None: ...
+
+
+def enqueue(event: RecordedJob, task_name: str) -> None:
     """Send the job's task (arguments: the event id only). If the broker cannot take it, the
     recorded event is deleted again, so no ``queued`` row is left behind, and 503 is raised."""
     try:
@@ -338,7 +349,10 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
     """Deal with jobs whose worker died (no heartbeat within SYNC_STUCK_AFTER_SECONDS) or that
     never started (queued for SYNC_QUEUED_STUCK_AFTER_SECONDS). A dead sync is resumed from its
     checkpoint (put back to queued and re-enqueued, at most SYNC_MAX_RESUMES times); any other is
-    marked failed, releasing its sync lock. Returns the ids of the jobs it failed or resumed."""
+    marked failed, releasing its sync lock. Returns the ids of the jobs it failed or resumed.
+    Only a sync it really fails (not a resumed one) reaches the schedule's completion hook, which
+    backs the schedule off like any failed sync: a site whose jobs keep dying is not re-dispatched
+    every tick, and a resumed job ends (and reaches the hook) once, in the runner."""
     query = db.select(
         SyncEvent.id,
         SyncEvent.integration_id,
@@ -351,6 +365,7 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
         query = query.where(SyncEvent.integration_id == integration_id)
     candidates = db.session.execute(query).all()
     recovered: list[int] = []
+    failed_syncs: list[int] = []
     max_resumes = int(current_app.config["SYNC_MAX_RESUMES"])
     for event_id, owner_id, status, event_type, checkpoint, details in candidates:
         resumes = int((checkpoint or {}).get("resumes") or 0)
@@ -381,6 +396,7 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
         if rowcount(result) == 1:
             recovered.append(event_id)
             if event_type == EVENT_SYNC:
+                failed_syncs.append(event_id)
                 db.session.execute(
                     update(SiteIntegration)
                     .where(SiteIntegration.id == owner_id)
@@ -389,6 +405,8 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
                 )
             logger.warning("sync event %s of integration %s was stuck (%s): marked failed", event_id, owner_id, status)
         db.session.commit()
+    for event_id in failed_syncs:
+        schedule.after_sync_job(event_id, JobStatus.failed)
     return recovered
 
 

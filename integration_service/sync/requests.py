@@ -24,6 +24,7 @@ from ..platforms.registry import is_supported
 from ..services import access
 from ..timeutil import parse_iso
 from . import jobs
+from .schedule import TRIGGER_MANUAL
 from .status_query import current_and_recent
 from .structure import SyncMetadataService
 
@@ -60,7 +61,9 @@ class SyncService:
 
     def start_sync(self, integration_id: int, direction: str, full: bool) -> dict[str, Any]:
         return self.submit(
-            integration_id, jobs.SYNC, lambda integration: {"direction": direction, "details": {"full": full}}
+            integration_id,
+            jobs.SYNC,
+            lambda integration: {"direction": direction, "details": {"full": full, "trigger": TRIGGER_MANUAL}},
         )
 
     def start_content_pull(self, integration_id: int, content_id: int) -> dict[str, Any]:

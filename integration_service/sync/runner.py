@@ -22,7 +22,7 @@ from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus,
 from ..platforms.base import PlatformClient, PlatformError, PostNotFound
 from ..platforms.registry import client_for
 from ..timeutil import iso, parse_iso
-from . import jobs
+from . import jobs, schedule
 from .engine import ContentSyncService, Progress, SliceDone, SyncCounts, apply_remote
 from .structure import SyncMetadataService
 
@@ -47,6 +47,7 @@ class Outcome:
     details: dict[str, Any]
     error: str | None = None
     done: int | None = None  # progress_done to publish with the final state
+    failed_stage: str | None = None  # the PlatformError's stage of a failure ("auth" pauses the schedule)
 
 
 class Job:
@@ -80,6 +81,10 @@ class Job:
         """Whether any earlier run or this one stored something (a checkpoint exists). Called
         after the rollback, which expired the event: this reads the committed checkpoint."""
         return bool(self.event.checkpoint)
+
+    def finished(self, outcome: Outcome) -> None:
+        """After the final state was written: once per job, whatever its outcome. Never called
+        between slices (HandedOff), on a retry (RetryLater) or when the claim was lost."""
 
 
 def run(
@@ -118,7 +123,7 @@ def run(
         failure = _retry_or_fail(claim, exc, job, retries, max_retries)
         if failure is None:
             return {"status": "abandoned"}
-        outcome = Outcome(JobStatus.failed, job.details(), failure, job.done())
+        outcome = Outcome(JobStatus.failed, job.details(), failure, job.done(), exc.stage)
     except SoftTimeLimitExceeded:
         db.session.rollback()
         outcome = Outcome(JobStatus.failed, job.details(), "The job exceeded its time limit.", job.done())
@@ -132,6 +137,7 @@ def run(
     )
     if not finished:
         return {"status": "abandoned"}
+    job.finished(outcome)
     logger.info("sync event %s finished: %s", event_id, outcome.status)
     return {"status": outcome.status}
 
@@ -207,7 +213,17 @@ class SyncJob(Job):
         return None
 
     def details(self) -> dict[str, Any]:
-        return {"full": self.full, "attempts": self.retries + 1, **self.counts.as_details(), **self.extra}
+        return {
+            **schedule.carried_details(self.event.details),  # who started it (manual, scheduled)
+            "full": self.full,
+            "attempts": self.retries + 1,
+            **self.counts.as_details(),
+            **self.extra,
+        }
+
+    def finished(self, outcome: Outcome) -> None:
+        # The schedule moves on (or backs off / pauses) after manual and scheduled syncs alike.
+        schedule.after_sync_job(self.event.id, outcome.status, outcome.failed_stage)
 
     def done(self) -> int | None:
         return self.progress.done

@@ -20,7 +20,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from flask import current_app
 
-from . import jobs, runner
+from . import jobs, runner, schedule
 
 logger = logging.getLogger(__name__)
 
@@ -94,3 +94,10 @@ def recover_stuck_jobs() -> list[int]:
     """Mark jobs without a heartbeat (dead worker) or never started as failed; workers run this
     periodically in-process (see ``workers.signals``), and it can also be scheduled with celery beat."""
     return jobs.recover_stuck_jobs()
+
+
+@shared_task(name="integration.dispatch_due_syncs", ignore_result=True, time_limit=60, soft_time_limit=50)
+def dispatch_due_syncs() -> dict[str, int]:
+    """Celery beat runs this every SCHEDULER_TICK_SECONDS (see ``beat_schedule`` in config):
+    claims the due integrations and enqueues their scheduled syncs (``schedule.dispatch_due``)."""
+    return schedule.dispatch_due()

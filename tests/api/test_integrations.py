@@ -28,6 +28,9 @@ RESOURCE_FIELDS = {
     "sync_status",
     "last_sync_at",
     "sync_error",
+    "sync_interval_minutes",
+    "next_sync_at",
+    "paused_reason",
     "created_at",
     "updated_at",
 }

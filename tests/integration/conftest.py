@@ -23,6 +23,7 @@ from flask import Flask
 from config import TestingConfig, celery_settings
 from integration_service import create_app
 from integration_service.extensions import db as _db
+from tests.workers.fakewp import FakeWordPress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_READY_TIMEOUT = 60
@@ -81,6 +82,41 @@ class Worker:
                 self.kill()
 
 
+def spawn_celery(
+    app: Flask, database_url: str, redis_url: str, tmp_path: Path, log_name: str, args: list[str], **extra_env: str
+) -> Worker:
+    """``celery -A celery_app <args>`` in its own process group, on the test database and Redis."""
+    log_path = tmp_path / log_name
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "ENCRYPTION_KEYS": app.config["ENCRYPTION_KEYS"],
+        "ALLOW_PRIVATE_TARGETS": "1",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "celery_app", *args]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Worker(process, log_path)
+
+
+@pytest.fixture
+def served_wp() -> Iterator[FakeWordPress]:
+    """A fake WordPress served over HTTP on loopback (reachable from worker processes)."""
+    fake = FakeWordPress()
+    server = fake.serve()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def start_worker(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Any]:
     """``start_worker(**env)`` starts a real worker on the queues sync and short; all are stopped
@@ -88,30 +124,11 @@ def start_worker(app: Flask, database_url: str, redis_url: str, tmp_path: Path) 
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
-        log_path = tmp_path / f"worker-{len(workers)}.log"
-        env = {
-            **os.environ,
-            "APP_ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": app.config["SECRET_KEY"],
-            "ENCRYPTION_KEYS": app.config["ENCRYPTION_KEYS"],
-            "ALLOW_PRIVATE_TARGETS": "1",
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-        command = [
-            sys.executable, "-m", "celery", "-A", "celery_app", "worker",
-            "-Q", "sync,short", "--concurrency=2", "--loglevel=INFO",
-            "-n", f"itest-{uuid.uuid4().hex[:8]}@%h",
-            "--without-mingle", "--without-gossip",
+        args = [
+            "worker", "-Q", "sync,short", "--concurrency=2", "--loglevel=INFO",
+            "-n", f"itest-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
         ]  # fmt: skip
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        worker = Worker(process, log_path)
+        worker = spawn_celery(app, database_url, redis_url, tmp_path, f"worker-{len(workers)}.log", args, **extra_env)
         workers.append(worker)
         worker.wait_ready()
         return worker

@@ -6,7 +6,6 @@ another process, so ``responses`` mocks would not reach it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,20 +14,11 @@ from config import TestingConfig, celery_settings
 from integration_service import create_app
 from integration_service.extensions import db
 from integration_service.models import Content, SyncEvent
-from tests.workers.fakewp import FakeWordPress, make_integration
+from tests.workers.fakewp import make_integration
 
 pytestmark = pytest.mark.integration
 
 BASE = "/api/v1/integration/integrations"
-
-
-@pytest.fixture
-def served_wp() -> Iterator[FakeWordPress]:
-    fake = FakeWordPress()
-    server = fake.serve()
-    yield fake
-    server.shutdown()
-    server.server_close()
 
 
 def poll_until_done(client: Any, headers: dict[str, str], integration_id: int, timeout: float = 60) -> dict:

@@ -13,7 +13,7 @@ import pytest
 import redis
 import responses
 
-from integration_service.platforms import politeness
+from integration_service.platforms import http, politeness
 from integration_service.platforms.base import PlatformError
 from integration_service.platforms.http import HttpSettings, HttpTransport
 from integration_service.platforms.politeness import PolitenessSettings, SiteGate, site_key
@@ -175,14 +175,14 @@ def test_a_live_holder_keeps_its_slot_past_the_lease(redis_url: str | None) -> N
 
 
 def test_retry_after_is_shared_by_every_client(backend: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    rate_limited: list[str] = []
-    monkeypatch.setattr(politeness, "report_rate_limited", rate_limited.append)
-    settings = HttpSettings(max_retries=0, allow_private=True, politeness=_settings(backend))
+    rate_limited: list[int | None] = []
+    monkeypatch.setattr(http, "report_rate_limited", rate_limited.append)
+    settings = HttpSettings(max_retries=0, allow_private=True, politeness=_settings(backend), site_id=42)
     first = HttpTransport(settings)
     with responses.RequestsMock() as mocked:
         mocked.get(URL, status=429, headers={"Retry-After": "1"})
         assert first.request("GET", URL).status_code == 429
-    assert rate_limited == ["site.example.test:443"]
+    assert rate_limited == [42]  # the site's id labels the metric, never its host
     # Another client (on Redis: another gate, as in another worker process) waits too.
     other_gate = SiteGate(settings.politeness) if backend else first._gate
     assert 0.5 < other_gate.backoff_remaining(URL) <= 1.0

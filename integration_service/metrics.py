@@ -1,0 +1,263 @@
+"""Prometheus metrics for ``GET /metrics`` (text format, rendered by ``prometheus_client``).
+
+Where the values live, so that every web and worker process on every machine is counted:
+
+- **In the database, read at scrape time** by a custom collector: jobs by state (queued and
+  running SyncEvents, a partial index keeps it cheap) and the scheduler's due backlog.
+- **In Redis** (METRICS_REDIS_URL, default REDIS_URL): counters and histogram buckets that
+  workers and web processes increment (HINCRBYFLOAT, one round trip per observation). The scrape
+  reads them back, so one scrape of any web process sees the whole fleet; there is no per-process
+  state to merge and nothing to clean when a process dies (prometheus_client's multiprocess mode
+  would need a shared directory per machine and a scrape of every machine). Without Redis (the
+  embedded development default) the values are kept in the process that records them.
+
+Labels carry ids and fixed vocabularies only (site ids, job states, outcomes), never names.
+A failure to record a metric is logged and never breaks the request or job that records it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from flask import Flask, current_app, has_app_context
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "integration-service:metrics:"
+DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None  # set for histograms
+
+
+JOBS_FINISHED = Definition(
+    "integration_sync_jobs_finished", "Sync jobs finished, by trigger and final status.", ("trigger", "status")
+)
+JOB_DURATION = Definition(
+    "integration_sync_job_duration_seconds",
+    "Duration of sync jobs from start to final state.",
+    ("trigger", "status"),
+    DURATION_BUCKETS,
+)
+SCHEDULER_LAG = Definition(
+    "integration_scheduler_lag_seconds", "Scheduled syncs: from due (next_sync_at) to started.", (), LAG_BUCKETS
+)
+DISPATCHED = Definition(
+    "integration_scheduler_dispatched", "Scheduled syncs enqueued by the dispatcher, by kind.", ("kind",)
+)
+DISPATCH_SKIPPED = Definition(
+    "integration_scheduler_skipped_locked", "Due integrations skipped because a sync already held the lock."
+)
+RATE_LIMITED = Definition(
+    "integration_site_rate_limited", "429 and 503 answers received from a customer site, by site id.", ("site_id",)
+)
+WEBHOOK_DELIVERIES = Definition(
+    "integration_webhook_deliveries", "WordPress webhook deliveries received, by kind and outcome.", ("kind", "outcome")
+)
+RECORDED = (JOBS_FINISHED, JOB_DURATION, SCHEDULER_LAG, DISPATCHED, DISPATCH_SKIPPED, RATE_LIMITED, WEBHOOK_DELIVERIES)
+
+
+# ------------------------------------------------------------------------------ storage
+
+
+class MemoryStore:
+    """One process's values (development without Redis, and the unit tests)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._lock = threading.Lock()
+
+    def increment(self, increments: list[tuple[str, str, float]]) -> None:
+        with self._lock:
+            for key, field, amount in increments:
+                self._values[key][field] += amount
+
+    def read(self, keys: list[str]) -> list[dict[str, float]]:
+        with self._lock:
+            return [dict(self._values.get(key, {})) for key in keys]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        # Short timeouts: a slow Redis must not stall a job for its metrics.
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+    def increment(self, increments: list[tuple[str, str, float]]) -> None:
+        pipeline = self.client.pipeline(transaction=False)
+        for key, field, amount in increments:
+            pipeline.hincrbyfloat(key, field, amount)
+        pipeline.execute()
+
+    def read(self, keys: list[str]) -> list[dict[str, float]]:
+        pipeline = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.hgetall(key)
+        return [{field.decode(): float(value) for field, value in raw.items()} for raw in pipeline.execute()]
+
+    def clear(self) -> None:
+        self.client.delete(*[KEY_PREFIX + definition.name for definition in RECORDED])
+
+
+_memory_store = MemoryStore()
+_redis_stores: dict[str, RedisStore] = {}
+_stores_lock = threading.Lock()
+
+
+def store(app: Flask | None = None) -> MemoryStore | RedisStore:
+    config = (app or current_app).config
+    url = config.get("METRICS_REDIS_URL")
+    if not url:
+        return _memory_store
+    with _stores_lock:
+        if url not in _redis_stores:
+            _redis_stores[url] = RedisStore(url)
+        return _redis_stores[url]
+
+
+# ------------------------------------------------------------------------------ recording
+
+
+def _field(labels: tuple[str, ...]) -> str:
+    return json.dumps(list(labels))
+
+
+def _record(increments: list[tuple[str, str, float]]) -> None:
+    if not has_app_context():
+        return
+    try:
+        store().increment(increments)
+    except Exception as exc:  # noqa: BLE001 - metrics must never break the caller
+        logger.warning("could not record metrics (%s)", type(exc).__name__)
+
+
+def _inc(definition: Definition, *labels: str, amount: float = 1) -> None:
+    _record([(KEY_PREFIX + definition.name, _field(labels), amount)])
+
+
+def _observe(definition: Definition, value: float, *labels: str) -> None:
+    assert definition.buckets is not None
+    bucket = next((index for index, bound in enumerate(definition.buckets) if value <= bound), len(definition.buckets))
+    key, field = KEY_PREFIX + definition.name, _field(labels)
+    _record([(key, f"{field}|b{bucket}", 1), (key, f"{field}|sum", value), (key, f"{field}|count", 1)])
+
+
+def record_rate_limited(site_id: int | None) -> None:
+    """A customer site answered 429 (or 503 with Retry-After): the HTTP layer calls this
+    (``platforms.politeness.report_rate_limited``). A client built without ``client_for`` (a
+    bench, a test) has no site id: counted under ``unknown``."""
+    _inc(RATE_LIMITED, "unknown" if site_id is None else str(int(site_id)))
+
+
+def record_webhook_delivery(kind: str, outcome: str) -> None:
+    _inc(WEBHOOK_DELIVERIES, kind, outcome)
+
+
+def observe_job(trigger: str, status: str, duration_seconds: float) -> None:
+    _inc(JOBS_FINISHED, trigger, status)
+    _observe(JOB_DURATION, max(0.0, duration_seconds), trigger, status)
+
+
+def observe_scheduler_lag(seconds: float) -> None:
+    _observe(SCHEDULER_LAG, max(0.0, seconds))
+
+
+def record_dispatched(kind: str) -> None:
+    _inc(DISPATCHED, kind)
+
+
+def record_dispatch_skipped(count: int) -> None:
+    _inc(DISPATCH_SKIPPED, amount=count)
+
+
+# ------------------------------------------------------------------------------ exposition
+
+
+def _recorded_families(values: dict[str, float], definition: Definition) -> Metric:
+    if definition.buckets is None:
+        counter = CounterMetricFamily(definition.name, definition.documentation, labels=definition.labels)
+        for field, value in sorted(values.items()):
+            counter.add_metric(json.loads(field), value)
+        return counter
+    family = HistogramMetricFamily(definition.name, definition.documentation, labels=definition.labels)
+    series = sorted({field.rsplit("|", 1)[0] for field in values})
+    bounds = [*(str(float(bound)) for bound in definition.buckets), "+Inf"]
+    for labels in series:
+        cumulative, buckets = 0.0, list[tuple[str, float]]()
+        for index, bound in enumerate(bounds):
+            cumulative += values.get(f"{labels}|b{index}", 0.0)
+            buckets.append((bound, cumulative))
+        family.add_metric(json.loads(labels), buckets, values.get(f"{labels}|sum", 0.0))
+    return family
+
+
+def _database_families() -> Iterator[Metric]:
+    from sqlalchemy import func
+
+    from .extensions import db
+    from .models import ACTIVE_JOB_STATUSES, SiteIntegration, SyncEvent, utcnow
+    from .sync import jobs
+    from .sync.schedule import due_conditions
+
+    jobs_by_state = GaugeMetricFamily(
+        "integration_jobs", "Jobs queued or running now, by event type and state.", labels=("event_type", "state")
+    )
+    counts = {(jobs.EVENT_SYNC, state): 0 for state in ACTIVE_JOB_STATUSES}
+    rows = db.session.execute(
+        db.select(SyncEvent.event_type, SyncEvent.status, func.count(SyncEvent.id))
+        .where(SyncEvent.status.in_(ACTIVE_JOB_STATUSES))
+        .group_by(SyncEvent.event_type, SyncEvent.status)
+    ).all()
+    counts.update({(event_type, state): count for event_type, state, count in rows})
+    for (event_type, state), count in sorted(counts.items()):
+        jobs_by_state.add_metric([event_type, state], count)
+    yield jobs_by_state
+
+    due = db.session.scalar(db.select(func.count(SiteIntegration.id)).where(*due_conditions(utcnow())))
+    yield GaugeMetricFamily(
+        "integration_scheduler_due", "Scheduled integrations whose next run is due now (not yet dispatched).", value=due
+    )
+    db.session.rollback()  # a scrape holds no transaction open
+
+
+class ServiceCollector:
+    """Reads everything at scrape time (inside the request's app context)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _database_families()
+        keys = [KEY_PREFIX + definition.name for definition in RECORDED]
+        try:
+            snapshots = store().read(keys)
+        except Exception as exc:  # noqa: BLE001 - the database metrics are still worth serving
+            logger.warning("could not read the recorded metrics (%s)", type(exc).__name__)
+            return
+        for definition, values in zip(RECORDED, snapshots, strict=True):
+            yield _recorded_families(values, definition)
+
+
+def render(accept: str | None) -> tuple[bytes, str]:
+    """The exposition and its content type, negotiated on the scraper's Accept header
+    (Prometheus text format, or OpenMetrics when asked for)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector())
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
