@@ -18,7 +18,6 @@ from integration_service.models import Content, SyncEvent
 from tests.factories import Factory
 from tests.faults import test_postgres_restart
 from tests.integration import conftest as integration_fixtures
-from tests.integration import test_worker_sync
 from tests.integration.test_worker_sync import BASE, start_pull_and_wait
 from tests.support.secrets import assert_no_secret_in_redis
 from tests.workers.fakewp import make_integration
@@ -28,7 +27,7 @@ pytestmark = [test_postgres_restart.pytestmark, pytest.mark.integration]
 cluster = test_postgres_restart.cluster
 start_worker = integration_fixtures.start_worker
 _require_services = integration_fixtures._require_services
-served_wp = test_worker_sync.served_wp
+served_wp = integration_fixtures.served_wp
 
 
 def _read(what: Any) -> Any:
@@ -74,6 +73,7 @@ def test_sync_across_a_postgres_restart_ends_visibly(cluster, app, start_worker,
         site = factory.site(account)
         editor = factory.user(account, role="editor")
         integration = make_integration(factory, site, served_wp.url)
+        integration_id = integration.id  # the session is dropped with the restart
         headers = {"Authorization": f"Bearer {factory.token(editor)}"}
         client = live.test_client()
         worker = start_worker(
@@ -85,7 +85,7 @@ def test_sync_across_a_postgres_restart_ends_visibly(cluster, app, start_worker,
         )
         served_wp.add_posts(800)
         served_wp.list_delay = 0.5
-        event_id = start_pull_and_wait(client, headers, integration.id, worker, done=100)
+        event_id = start_pull_and_wait(client, headers, integration_id, worker, done=100)
 
         db.session.remove()
         cluster.pg_ctl("stop", "-m", "fast")  # every connection dropped mid-pull
@@ -94,7 +94,7 @@ def test_sync_across_a_postgres_restart_ends_visibly(cluster, app, start_worker,
         restarted_at = time.monotonic()
         served_wp.list_delay = 0
 
-        status = _poll(client, headers, integration.id, timeout=60)
+        status = _poll(client, headers, integration_id, timeout=60)
         ended_after = time.monotonic() - restarted_at
         event = _read(lambda: db.session.get(SyncEvent, event_id))
         db.session.refresh(event)
@@ -108,9 +108,9 @@ def test_sync_across_a_postgres_restart_ends_visibly(cluster, app, start_worker,
         if event.status == "failed":
             assert event.error_message and status["sync_status"] == "failed"
 
-        again = client.post(f"{BASE}/{integration.id}/sync/", json={"direction": "from_external"}, headers=headers)
+        again = client.post(f"{BASE}/{integration_id}/sync/", json={"direction": "from_external"}, headers=headers)
         assert again.status_code == 202, again.get_json()
-        final = _poll(client, headers, integration.id, timeout=60)
+        final = _poll(client, headers, integration_id, timeout=60)
         assert final["recent_events"][0]["status"] == "success", (final, worker.log()[-3000:])
         rows = _read(lambda: db.session.scalar(db.select(db.func.count(Content.id))))
         assert (

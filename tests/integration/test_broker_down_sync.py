@@ -17,14 +17,12 @@ import pytest
 
 from integration_service.extensions import db
 from integration_service.models import SyncEvent
-from tests.integration import test_worker_sync
 from tests.integration.test_worker_sync import BASE, poll_until_done, start_pull_and_wait
 from tests.support.secrets import assert_no_secret_in_redis
 from tests.support.tcp_proxy import TcpProxy
 from tests.workers.fakewp import make_integration
 
 pytestmark = pytest.mark.integration
-served_wp = test_worker_sync.served_wp  # the fixture
 
 
 @pytest.mark.parametrize("outage", ["broker", "redis"])
@@ -53,11 +51,12 @@ def test_sync_ends_visibly_when_the_broker_goes_away(
         env["REDIS_URL"] = proxy.url_for(redis_url)
     worker = start_worker(**env)
     served_wp.add_posts(600)
-    served_wp.list_delay = 0.5
+    served_wp.list_delay = 2.0  # long page fetches: the cut lands mid-fetch, before a re-enqueue
     integration = make_integration(factory, site, served_wp.url)
     headers = {"Authorization": f"Bearer {factory.token(editor)}"}
     client = live_app.test_client()
-    event_id = start_pull_and_wait(client, headers, integration.id, worker, done=100)
+    event_id = start_pull_and_wait(client, headers, integration.id, worker, done=200)
+    time.sleep(0.5)  # page 2's slice was handed off; the next one is fetching page 3
 
     proxy.cut()
     cut_at = time.monotonic()

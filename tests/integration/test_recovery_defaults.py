@@ -16,13 +16,11 @@ import pytest
 from config import Config
 from integration_service.extensions import db
 from integration_service.models import Content, SyncEvent
-from tests.integration import test_worker_sync
 from tests.integration.test_worker_sync import BASE, poll_until_done, start_pull_and_wait
 from tests.support.secrets import assert_no_secret_in_redis
 from tests.workers.fakewp import make_integration
 
 pytestmark = pytest.mark.integration
-served_wp = test_worker_sync.served_wp  # the fixture
 
 GOAL_SECONDS = 90
 # The recovery settings exactly as config.py declares them (nothing shortened for the test).
