@@ -12,12 +12,17 @@ its claim token.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import Reject
 from flask import current_app
 
 from . import jobs, runner, schedule
+
+logger = logging.getLogger(__name__)
 
 SHORT_TIME_LIMIT = 120
 SHORT_SOFT_TIME_LIMIT = 100
@@ -35,7 +40,20 @@ def _with_retries(task: Any, job_class: type[runner.Job], sync_event_id: int) ->
             if task.request.is_eager:
                 retries += 1  # eager mode (tests): retry inline, without waiting
                 continue
-            raise task.retry(countdown=exc.countdown, max_retries=None) from None
+            try:
+                raise task.retry(countdown=exc.countdown, max_retries=None) from None
+            except Reject:
+                # The broker cannot take the retry (Celery turns the failed publish into Reject):
+                # the job, already back to queued, would hold the integration's lock until
+                # SYNC_QUEUED_STUCK_AFTER_SECONDS. This run waits out the backoff and retries
+                # itself; once the retries run out the job fails with its message.
+                logger.warning(
+                    "sync event %s: could not enqueue the retry; retrying in this worker in %ss",
+                    sync_event_id,
+                    exc.countdown,
+                )
+                time.sleep(exc.countdown)
+                retries += 1
 
 
 @shared_task(name=jobs.TASK_SYNC, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)

@@ -31,6 +31,21 @@ def poll_until_done(client: Any, headers: dict[str, str], integration_id: int, t
     raise AssertionError(f"the sync did not finish in {timeout} s: {body}")
 
 
+def start_pull_and_wait(client: Any, headers: dict[str, str], integration_id: int, worker: Any, done: int) -> int:
+    """Request a pull and wait until its worker has reported ``done`` items (mid-pull): the
+    moment a fault test strikes. Returns the job's SyncEvent id."""
+    job = client.post(f"{BASE}/{integration_id}/sync/", json={"direction": "from_external"}, headers=headers)
+    assert job.status_code == 202, job.get_json()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = client.get(f"{BASE}/{integration_id}/sync_status/", headers=headers)
+        current = response.get_json()["current_job"]
+        if current and current["state"] == "running" and current["progress"]["done"] >= done:
+            return job.get_json()["sync_event_id"]
+        time.sleep(0.1)
+    raise AssertionError(f"the sync never got going:\n{worker.log()[-3000:]}")
+
+
 def test_sync_over_http_runs_in_a_real_worker(live_app, start_worker, factory, site, editor, served_wp):
     start_worker(SYNC_SLICE_PAGES="1")  # every page a slice: the job re-enqueues itself through Redis
     served_wp.add_posts(150)
@@ -92,17 +107,7 @@ def test_killed_worker_is_resumed_from_its_checkpoint(live_app, start_worker, fa
     headers = {"Authorization": f"Bearer {factory.token(editor)}"}
     client = live_app.test_client()
 
-    job = client.post(f"{BASE}/{integration.id}/sync/", json={"direction": "from_external"}, headers=headers)
-    assert job.status_code == 202
-    event_id = job.get_json()["sync_event_id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        current = client.get(f"{BASE}/{integration.id}/sync_status/", headers=headers).get_json()["current_job"]
-        if current and current["state"] == "running" and current["progress"]["done"] >= 200:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the sync never got going:\n{first.log()[-3000:]}")
+    event_id = start_pull_and_wait(client, headers, integration.id, first, done=200)
     first.kill()
     killed_at = time.monotonic()
     db.session.expire_all()
