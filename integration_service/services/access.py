@@ -61,7 +61,7 @@ _INTEGRATION_STATUS = {False: _integration_status_query(False), True: _integrati
 def get_integration_status(principal: Principal, integration_id: int) -> Row:
     """(id, sync_status, last_sync_at, sync_error) of the caller's integration, as a plain row:
     what a status poll reads, without loading (and decrypting) the credentials."""
-    params = {"account_id": principal.account_id, "integration_id": integration_id}
+    params: dict[str, int | None] = {"account_id": principal.account_id, "integration_id": integration_id}
     if principal.is_site:
         params["site_id"] = principal.site_id
     row = db.session.execute(_INTEGRATION_STATUS[principal.is_site], params).first()

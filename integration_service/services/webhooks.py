@@ -37,10 +37,10 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Row, bindparam, case, insert, or_, update
+from sqlalchemy import Row, Table, bindparam, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -90,10 +90,10 @@ class LockedContent:
 # Core statements on the tables, built once and executed with bound parameters. Building them
 # per delivery (and computing each one's cache key, which SQLAlchemy memoizes on the statement
 # object) was most of a delivery's Python time; the SQL sent is the same.
-_contents = Content.__table__
-_integrations = SiteIntegration.__table__
-_events = SyncEvent.__table__
-_deliveries = WebhookDelivery.__table__
+_contents = cast(Table, Content.__table__)
+_integrations = cast(Table, SiteIntegration.__table__)
+_events = cast(Table, SyncEvent.__table__)
+_deliveries = cast(Table, WebhookDelivery.__table__)
 _WORDPRESS = (_integrations.c.site_id == bindparam("site_id"), _integrations.c.platform == "wordpress")
 # Assignable names of LockedContent -> column names (``meta`` is the "metadata" column).
 _CONTENT_COLUMN = {"meta": "metadata"}

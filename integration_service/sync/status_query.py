@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, false, literal_column, true, union_all
+from sqlalchemy import BindParameter, Row, bindparam, false, literal_column, true, union_all
 from sqlalchemy.sql import Executable
 
 from ..extensions import db
@@ -27,7 +27,7 @@ from ..models import SyncEvent
 def _statement(limit: int) -> Executable:
     table = SyncEvent.__table__
     columns = list(table.c)
-    integration_id = bindparam("integration_id")
+    integration_id: BindParameter[int] = bindparam("integration_id")
     current = db.select(*columns, true().label("is_current")).where(table.c.sync_lock == integration_id)
     latest = (
         db.select(*columns, false().label("is_current"))
