@@ -103,6 +103,9 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
     def increment(self, increments: list[tuple[str, str, float]]) -> None:
+        if len(increments) == 1:  # a counter (every webhook delivery): one command, no pipeline object
+            self.client.hincrbyfloat(*increments[0])
+            return
         pipeline = self.client.pipeline(transaction=False)
         for key, field, amount in increments:
             pipeline.hincrbyfloat(key, field, amount)

@@ -49,6 +49,7 @@ class SyncAction(MethodView):
 @blp.route("/<id:integration_id>/sync_status/")
 class SyncStatus(MethodView):
     decorators = [login_required()]
+    read_only = True  # its statements run in autocommit (integration_service/__init__.py)
 
     @blp.doc(security=SECURITY)
     @blp.response(200, SyncStatusSchema)

@@ -3,7 +3,7 @@ Objects of other tenants are reported as not found, so their ids cannot be probe
 
 from __future__ import annotations
 
-from sqlalchemy import Row, Select
+from sqlalchemy import Row, Select, bindparam
 
 from ..auth import Principal
 from ..errors import NotFound
@@ -43,16 +43,28 @@ def get_integration(principal: Principal, integration_id: int) -> SiteIntegratio
     return integration
 
 
+def _integration_status_query(site_scoped: bool) -> Select:
+    """The tenancy of ``integrations_query`` on the table's columns, with bound parameters."""
+    integrations, sites = SiteIntegration.__table__, Site.__table__
+    query = (
+        db.select(integrations.c.id, integrations.c.sync_status, integrations.c.last_sync_at, integrations.c.sync_error)
+        .join(sites, integrations.c.site_id == sites.c.id)
+        .where(sites.c.account_id == bindparam("account_id"), integrations.c.id == bindparam("integration_id"))
+    )
+    return query.where(integrations.c.site_id == bindparam("site_id")) if site_scoped else query
+
+
+# Built once (a poll runs one of them every few seconds per dashboard): see sync/status_query.py.
+_INTEGRATION_STATUS = {False: _integration_status_query(False), True: _integration_status_query(True)}
+
+
 def get_integration_status(principal: Principal, integration_id: int) -> Row:
     """(id, sync_status, last_sync_at, sync_error) of the caller's integration, as a plain row:
     what a status poll reads, without loading (and decrypting) the credentials."""
-    row = db.session.execute(
-        integrations_query(principal)
-        .with_only_columns(
-            SiteIntegration.id, SiteIntegration.sync_status, SiteIntegration.last_sync_at, SiteIntegration.sync_error
-        )
-        .where(SiteIntegration.id == integration_id)
-    ).first()
+    params: dict[str, int | None] = {"account_id": principal.account_id, "integration_id": integration_id}
+    if principal.is_site:
+        params["site_id"] = principal.site_id
+    row = db.session.execute(_INTEGRATION_STATUS[principal.is_site], params).first()
     if row is None:
         raise NotFound("Integration not found.")
     return row

@@ -37,11 +37,12 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Row, Select, case, insert, or_, update
+from sqlalchemy import Row, Table, bindparam, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ..auth import Principal, authenticated_site
@@ -73,17 +74,6 @@ class LockedContent:
     """The columns of a locked Content row that a webhook reads; assignments are collected in
     ``changes`` for one UPDATE (no ORM object: nothing else of the row is loaded or tracked)."""
 
-    COLUMNS = (
-        Content.id,
-        Content.external_id,
-        Content.external_status,
-        Content.external_url,
-        Content.external_modified_gmt,
-        Content.webhook_modified_gmt,
-        Content.last_synced_at,
-        Content.meta.label("meta"),
-    )
-
     def __init__(self, row: Any) -> None:
         object.__setattr__(self, "_row", row)
         object.__setattr__(self, "changes", {})
@@ -94,6 +84,69 @@ class LockedContent:
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.changes[name] = value
+
+
+# -- the statements of a delivery ------------------------------------------------------------
+# Core statements on the tables, built once and executed with bound parameters. Building them
+# per delivery (and computing each one's cache key, which SQLAlchemy memoizes on the statement
+# object) was most of a delivery's Python time; the SQL sent is the same.
+_contents = cast(Table, Content.__table__)
+_integrations = cast(Table, SiteIntegration.__table__)
+_events = cast(Table, SyncEvent.__table__)
+_deliveries = cast(Table, WebhookDelivery.__table__)
+_WORDPRESS = (_integrations.c.site_id == bindparam("site_id"), _integrations.c.platform == "wordpress")
+# Assignable names of LockedContent -> column names (``meta`` is the "metadata" column).
+_CONTENT_COLUMN = {"meta": "metadata"}
+
+
+def _locked_query(*where: Any, order_by: tuple[Any, ...] = ()) -> Executable:
+    """The Content row ``FOR UPDATE`` (of the content row only), with the site's WordPress
+    integration (id, last_webhook_at) in the same round trip for ``_record``."""
+    c = _contents.c
+    query = (
+        db.select(
+            c.id,
+            c.external_id,
+            c.external_status,
+            c.external_url,
+            c.external_modified_gmt,
+            c.webhook_modified_gmt,
+            c.last_synced_at,
+            c["metadata"].label("meta"),
+            db.select(_integrations.c.id).where(*_WORDPRESS).scalar_subquery().label("integration_id"),
+            db.select(_integrations.c.last_webhook_at).where(*_WORDPRESS).scalar_subquery().label("last_webhook"),
+        )
+        .where(*where)
+        .with_for_update(of=_contents)
+    )
+    return query.order_by(*order_by).limit(1) if order_by else query
+
+
+_BY_CONTENT_ID = _locked_query(_contents.c.id == bindparam("content_id"), _contents.c.site_id == bindparam("site_id"))
+_BY_POST_ID = (_contents.c.site_id == bindparam("site_id"), _contents.c.external_id == bindparam("post_id"))
+_BY_POST = _locked_query(*_BY_POST_ID, order_by=(_contents.c.id,))
+# Post ids are unique across post types within a WordPress site; prefer the stated type.
+_BY_POST_OF_TYPE = _locked_query(
+    *_BY_POST_ID,
+    order_by=(case((_contents.c.content_type == bindparam("post_type"), 0), else_=1), _contents.c.id),
+)
+_INTEGRATION = db.select(_integrations.c.id, _integrations.c.last_webhook_at).where(*_WORDPRESS)
+_INSERT_DELIVERY = insert(_deliveries)
+# The values come as parameters (column names); the WHERE's own parameter is named apart.
+_UPDATE_CONTENT = update(_contents).where(_contents.c.id == bindparam("where_content_id"))
+_STAMP_LAST_WEBHOOK = (
+    update(_integrations)
+    .where(
+        _integrations.c.id == bindparam("integration_id"),
+        or_(
+            _integrations.c.last_webhook_at.is_(None),
+            _integrations.c.last_webhook_at < bindparam("stale_before", type_=_integrations.c.last_webhook_at.type),
+        ),
+    )
+    .values(last_webhook_at=bindparam("now", type_=_integrations.c.last_webhook_at.type))
+)
+# INSERT ... RETURNING id: the event is never read back, so no ORM object and no flush for its id.
+_INSERT_EVENT = insert(_events).returning(_events.c.id)
 
 
 @dataclass(frozen=True)
@@ -196,9 +249,8 @@ class WebhookService:
         try:
             # A Core INSERT: no ORM object to track (the row is never read back in this request).
             db.session.execute(
-                insert(WebhookDelivery).values(
-                    site_id=self.site_id, webhook_id=delivery.webhook_id, kind=kind, received_at=utcnow()
-                )
+                _INSERT_DELIVERY,
+                {"site_id": self.site_id, "webhook_id": delivery.webhook_id, "kind": kind, "received_at": utcnow()},
             )
         except IntegrityError:
             # Seen before (or being applied by a concurrent request that committed first).
@@ -219,12 +271,8 @@ class WebhookService:
         else:
             outcome, details = self._apply_metadata(content, payload)
         if content.changes:
-            db.session.execute(
-                update(Content)
-                .where(Content.id == content_id)
-                .values(**content.changes)
-                .execution_options(synchronize_session=False)
-            )
+            values = {_CONTENT_COLUMN.get(name, name): value for name, value in content.changes.items()}
+            db.session.execute(_UPDATE_CONTENT, {"where_content_id": content_id, **values})
         event_id = self._record(kind, delivery, {**base_details, **details, "outcome": outcome}, content_id=content_id)
         db.session.commit()  # ids were read before: after the commit they would cost a SELECT each
         logger.info("webhook %s %s for content %s: %s", kind, delivery.webhook_id, content_id, outcome)
@@ -237,16 +285,9 @@ class WebhookService:
 
     # -- matching ---------------------------------------------------------------------------
 
-    def _locked(self, query: Select) -> LockedContent | None:
-        """Run a Content query ``FOR UPDATE`` (of the content row only), reading the site's
-        WordPress integration (id, last_webhook_at) in the same round trip for ``_record``."""
-        wordpress = (SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress")
-        row = db.session.execute(
-            query.add_columns(
-                db.select(SiteIntegration.id).where(*wordpress).scalar_subquery().label("integration_id"),
-                db.select(SiteIntegration.last_webhook_at).where(*wordpress).scalar_subquery().label("last_webhook"),
-            ).with_for_update(of=Content)
-        ).first()
+    def _locked(self, query: Executable, **params: Any) -> LockedContent | None:
+        """Run one of the ``_locked_query`` statements; keep the integration it read."""
+        row = db.session.execute(query, {"site_id": self.site_id, **params}).first()
         if row is None:
             return None
         self._integration_row = (row.integration_id, row.last_webhook) if row.integration_id is not None else None
@@ -256,8 +297,7 @@ class WebhookService:
         post_id = str(payload["post_id"])
         content_id = payload.get("content_id")
         if content_id is not None:
-            query = db.select(*LockedContent.COLUMNS).where(Content.id == content_id, Content.site_id == self.site_id)
-            content = self._locked(query)
+            content = self._locked(_BY_CONTENT_ID, content_id=content_id)
             if content is None:
                 raise NotFound("Content not found.")
             if content.external_id is not None and content.external_id != post_id:
@@ -267,14 +307,11 @@ class WebhookService:
                     details={"content_id": content.id, "post_id": payload["post_id"]},
                 )
             return content
-        # Post ids are unique across post types within a WordPress site; prefer the stated type.
-        query = db.select(*LockedContent.COLUMNS).where(Content.site_id == self.site_id, Content.external_id == post_id)
         post_type = payload.get("post_type")
         if post_type:
-            query = query.order_by(case((Content.content_type == post_type, 0), else_=1), Content.id)
+            content = self._locked(_BY_POST_OF_TYPE, post_id=post_id, post_type=post_type)
         else:
-            query = query.order_by(Content.id)
-        content = self._locked(query.limit(1))
+            content = self._locked(_BY_POST, post_id=post_id)
         if content is None:
             raise NotFound("Content not found.")
         return content
@@ -348,11 +385,7 @@ class WebhookService:
         the integration's credentials, which a webhook never uses."""
         if self._integration_row is not _UNKNOWN:
             return self._integration_row
-        row = db.session.execute(
-            db.select(SiteIntegration.id, SiteIntegration.last_webhook_at).where(
-                SiteIntegration.site_id == self.site_id, SiteIntegration.platform == "wordpress"
-            )
-        ).first()
+        row = db.session.execute(_INTEGRATION, {"site_id": self.site_id}).first()
         return (row[0], row[1]) if row is not None else None
 
     def _record(
@@ -380,37 +413,26 @@ class WebhookService:
             # Kept to the minute: writing it on every delivery would make all deliveries of a
             # site wait for each other on this one row lock.
             db.session.execute(
-                update(SiteIntegration)
-                .where(
-                    SiteIntegration.id == integration_id,
-                    or_(
-                        SiteIntegration.last_webhook_at.is_(None),
-                        SiteIntegration.last_webhook_at < now - LAST_WEBHOOK_RESOLUTION,
-                    ),
-                )
-                .values(last_webhook_at=now)
-                .execution_options(synchronize_session=False)
+                _STAMP_LAST_WEBHOOK,
+                {"integration_id": integration_id, "stale_before": now - LAST_WEBHOOK_RESOLUTION, "now": now},
             )
-        # A Core INSERT ... RETURNING id: the event is never read back, so no ORM object and no
-        # separate flush for its id.
         return db.session.execute(
-            insert(SyncEvent)
-            .values(
-                integration_id=integration_id,
-                site_id=self.site_id,
-                event_type=EVENT_TYPES[kind],
-                action=kind,
-                direction="from_external",
-                status=status,
-                details={key: value for key, value in details.items() if value is not None or key == "outcome"},
-                error_message=error,
-                content_id=content_id,
-                webhook_id=delivery.webhook_id,
-                created_at=now,
-                started_at=now,
-                finished_at=now,
-            )
-            .returning(SyncEvent.id)
+            _INSERT_EVENT,
+            {
+                "integration_id": integration_id,
+                "site_id": self.site_id,
+                "event_type": EVENT_TYPES[kind],
+                "action": kind,
+                "direction": "from_external",
+                "status": status,
+                "details": {key: value for key, value in details.items() if value is not None or key == "outcome"},
+                "error_message": error,
+                "content_id": content_id,
+                "webhook_id": delivery.webhook_id,
+                "created_at": now,
+                "started_at": now,
+                "finished_at": now,
+            },
         ).scalar_one()
 
     @staticmethod
