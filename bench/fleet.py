@@ -5,10 +5,11 @@ A real ``celery beat`` runs the dispatcher (``integration.dispatch_due_syncs``) 
 ``BENCH_FLEET_TICK`` seconds; the figures come from the SyncEvents (``details.due_at`` ->
 ``started_at``), the emulator's per-site log and a CPU meter:
 
-1. onboarding wave: every integration (interval 1 minute) first due at a random moment of a
+1. onboarding wave: every integration (interval 15 minutes) first due at a random moment of a
    ``BENCH_FLEET_WINDOW``-second window (a rate the workers keep up with): dispatch lag
    due -> running p50/p99 of these first (full) pulls;
-2. sustained: the schedule then runs by itself (incremental pulls every minute, jittered) for
+2. sustained: every interval set to 1 minute (first due within the next minute), the schedule
+   runs by itself (incremental pulls every minute, jittered) for
    ``BENCH_FLEET_SUSTAIN`` seconds: incremental syncs per minute, their lag, CPU per sync of the
    workers and PostgreSQL, PostgreSQL transactions and Redis commands per sync;
 3. politeness: the most requests the emulator ever saw in flight to one site (<= WP_CONCURRENCY);
@@ -285,7 +286,8 @@ def onboarding_wave(app: Any, ids: list[int], settings: dict[str, Any]) -> dict[
     from integration_service.models import utcnow
 
     since = utcnow() - timedelta(seconds=1)
-    set_schedule(app, ids, settings["window"])
+    # A 15-minute interval: no second round joins the wave (the lag is the one of free workers).
+    set_schedule(app, ids, settings["window"], interval=15)
     deadline = time.monotonic() + settings["window"] + settings["phase_timeout"]
     first: dict[int, Any] = {}
     while time.monotonic() < deadline:
@@ -559,6 +561,7 @@ def run(quick: bool) -> dict[str, Any]:
     log(f"fleet: {len(ids)} integrations, {len(workers)} workers, beat every {settings['tick']} s; onboarding wave")
     results["wave"] = onboarding_wave(app, ids, settings)
     log(f"fleet: wave {json.dumps(results['wave'])}; sustained {settings['sustain']} s")
+    set_schedule(app, ids, 60)  # every site every minute from now on: 1,000 per minute offered
     results["sustained"] = sustained(app, workers, beat, settings["sustain"])
     log(f"fleet: sustained {json.dumps(results['sustained'])}")
     beat.stop()
