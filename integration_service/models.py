@@ -98,7 +98,7 @@ JOB_STATUSES = [status.value for status in JobStatus]
 ACTIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running)
 FINAL_JOB_STATUSES = (JobStatus.success, JobStatus.partial, JobStatus.failed)
 ACTIVE_ACCOUNT = "active"  # any other Account.status is suspended
-SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external"]
+SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external", "reconcile"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
 DEFAULT_SYNC_INTERVAL_MINUTES = 15
@@ -303,6 +303,11 @@ class Content(TimestampMixin, Model):
     synced_hash: Mapped[str | None] = mapped_column(String(64))
     # SQL NULL (not JSON null) when there is no conflict, so "conflict IS NOT NULL" counts them.
     conflict: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # Written (and committed) just before a push creates the post in WordPress, cleared once its
+    # external_id is stored: {"at": ISO time, "title": the title sent, "job_id"}. Set with no
+    # external_id, a push may have created a post whose id was lost (the worker died), so the
+    # next push looks for that post before creating another.
+    push_intent: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         UniqueConstraint("site_id", "content_type", "external_id"),

@@ -137,6 +137,18 @@ class PlatformClient(Protocol):
         ``start_page`` resumes a scan; past the last page nothing is yielded."""
         ...
 
+    def list_modified(self, content_type: str, *, concurrency: int = 1) -> Iterator[PostPage]:
+        """Like ``pages`` without a filter, but each post carries only its id and modified time."""
+        ...
+
+    def get_posts(self, content_type: str, external_ids: list[str], *, lean: bool = False) -> PostPage:
+        """The existing posts among at most 100 ids, in one request (``lean``: id and modified only)."""
+        ...
+
+    def find_pushed_post(self, post: PostInput, since: datetime | None) -> str | None:
+        """The id of the post an interrupted push of ``post`` (started at ``since``) created, or None."""
+        ...
+
     def get_post(self, content_type: str, external_id: str) -> RemotePost:
         """Raises PostNotFound when the post does not exist."""
         ...

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -376,7 +376,9 @@ class ContentSyncService:
                 self.counts.created += 1
                 continue
             stored = as_utc(row.external_modified_gmt)
-            remote_changed = modified is None or stored is None or modified > stored or row.external_status == "missing"
+            # Any difference counts, not only a newer time: a modification time set back (an
+            # import, a direct database edit) is found by a reconcile and must be applied.
+            remote_changed = modified is None or modified != stored or row.external_status == "missing"
             if not remote_changed:
                 self.counts.unchanged += 1
                 seen.append(row.id)
@@ -488,7 +490,7 @@ class ContentSyncService:
             if content.external_id:
                 remote = self.client.update_post(content.external_id, post_input)
             else:
-                remote = self.client.create_post(post_input)
+                remote = self._create_once(content, post_input)
         except PostNotFound:
             content.external_status = "missing"
             db.session.commit()
@@ -507,6 +509,7 @@ class ContentSyncService:
         content.last_synced_at = now
         content.synced_hash = current
         content.conflict = None
+        content.push_intent = None
         # Commit each push at once: a worker dying after WordPress created the post must not
         # lose its external_id (a redelivered job would create it twice).
         try:
@@ -518,6 +521,26 @@ class ContentSyncService:
             )
             return
         self.counts.pushed += 1
+
+
+    def _create_once(self, content: Content, post_input: PostInput) -> RemotePost:
+        """Create the content's post, at most once even when the job is redelivered: a push
+        intent is committed before the create, so a worker dying between WordPress creating the
+        post and the commit of its id leaves a trace; the next push first looks for the post it
+        may have created (``find_pushed_post``) and updates it instead of creating a second one."""
+        if content.push_intent:
+            since = parse_iso(str(content.push_intent.get("at") or ""))
+            previous = replace(post_input, title=str(content.push_intent.get("title") or ""))
+            found = self.client.find_pushed_post(previous, since)
+            if found is not None:
+                logger.info("content %s: adopting post %s created by an interrupted push", content.id, found)
+                try:
+                    return self.client.update_post(found, post_input)
+                except PostNotFound:
+                    pass  # deleted since: create it again
+        content.push_intent = {"at": iso(utcnow()), "title": post_input.title, "job_id": self.job_id}
+        db.session.commit()
+        return self.client.create_post(post_input)
 
 
 def remote_values(post: RemotePost, now: datetime) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ..platforms.registry import client_for
 from ..timeutil import iso, parse_iso
 from . import jobs, schedule
 from .engine import ContentSyncService, Progress, SliceDone, SyncCounts, apply_remote
+from .reconcile import reconcile
 from .structure import SyncMetadataService
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,8 @@ def _retry_or_fail(claim: jobs.Claim, exc: PlatformError, job: Job, retries: int
 
 
 class SyncJob(Job):
-    """A sync in one direction (``SyncEvent.direction``): metadata, from_external, to_external or both."""
+    """A sync in one direction (``SyncEvent.direction``): metadata, from_external, to_external, both
+    or reconcile."""
 
     updates_integration = True
     task_name = jobs.TASK_SYNC
@@ -243,6 +245,9 @@ class SyncJob(Job):
                 save_checkpoint=lambda state, done, total: jobs.save_checkpoint(self.claim, state, done, total),
                 max_pages=int(current_app.config["SYNC_SLICE_PAGES"]),
             )
+            if self.direction == "reconcile":
+                # Not sliced nor checkpointed: a rerun only lists ids again and fetches what differs.
+                self.extra.update(reconcile(service))
             if self.direction in ("from_external", "both") and self.checkpoint.get("phase") != "push":
                 self._pull(service)
                 self.extra["incremental"] = service.incremental_used

@@ -161,3 +161,44 @@ def test_broker_down_answers_503(app, database_url, tmp_path, factory, site, edi
     assert elapsed < 10
     db.session.expire_all()
     assert db.session.scalar(db.select(db.func.count(SyncEvent.id))) == 0
+
+
+def test_a_push_redelivered_after_the_worker_died_creates_one_post(
+    live_app, start_worker, factory, site, editor, served_wp
+):
+    """SIGKILL between WordPress creating the post and the service storing its id: the redelivered
+    job (same task id, taken over) finds the post by its _igny8_content_id and creates no other."""
+    served_wp.plugin = True
+    served_wp.create_delay = 60  # WordPress has stored the post, the worker waits for the answer
+    # A short visibility timeout so the broker hands the unacknowledged task to the next worker.
+    env = {"CELERY_VISIBILITY_TIMEOUT": "2"}
+    first = start_worker(**env)
+    integration = make_integration(factory, site, served_wp.url)
+    content = factory.content(site, title="Press release", status="published", content_type="post")
+    headers = {"Authorization": f"Bearer {factory.token(editor)}"}
+    client = live_app.test_client()
+
+    job = client.post(f"{BASE}/{integration.id}/sync/", json={"direction": "to_external"}, headers=headers)
+    assert job.status_code == 202, job.get_json()
+    if not served_wp.created.wait(30):
+        raise AssertionError(f"the push never reached WordPress:\n{first.log()[-3000:]}")
+    first.kill()
+    assert len(served_wp.posts) == 1
+    served_wp.create_delay = 0
+
+    second = start_worker(**env)
+    status = poll_until_done(client, headers, integration.id, timeout=60)
+
+    db.session.expire_all()
+    event = db.session.get(SyncEvent, job.get_json()["sync_event_id"])
+    assert event.status == "success", f"{event.status} {event.error_message}\n{second.log()[-3000:]}"
+    assert status["current_job"] is None and event.details["pushed"] == 1
+    assert len(served_wp.posts) == 1, served_wp.posts
+    stored = db.session.get(Content, content.id)
+    (post_id,) = served_wp.posts
+    assert stored.external_id == str(post_id) and stored.push_intent is None
+    assert served_wp.posts[post_id]["meta"]["_igny8_content_id"] == content.id
+    lookups = [r for r in served_wp.requests if r["route"] == "igny8/v1/posts"]
+    assert [r["query"]["content_id"] for r in lookups] == [str(content.id)]
+    writes = [r["route"] for r in served_wp.requests if r["method"] == "POST"]
+    assert writes == ["wp/v2/posts", f"wp/v2/posts/{post_id}"]  # one create, then the adopted post updated

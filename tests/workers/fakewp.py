@@ -86,6 +86,9 @@ class FakeWordPress:
         self.malformed_ids: set[int] = set()  # posts listed with a broken body
         # Like MySQL ordering rows with equal modified times differently from one query to the next.
         self.unstable_ties = False
+        self.plugin = False  # the IGNY8 Bridge namespace (and its posts?content_id= lookup) is served
+        self.create_delay = 0.0  # seconds to stall after storing a created post, before answering
+        self.created = threading.Event()  # set once a create has stored its post
 
     # -- content ------------------------------------------------------------------------
 
@@ -175,7 +178,7 @@ class FakeWordPress:
                     "name": "Fake",
                     "url": self.url,
                     "home": self.url,
-                    "namespaces": ["wp/v2"],
+                    "namespaces": ["wp/v2", *(["igny8/v1"] if self.plugin else [])],
                     "gmt_offset": 0,
                     "timezone_string": "UTC",
                     "authentication": {},
@@ -183,6 +186,13 @@ class FakeWordPress:
             )
         if self.auth_status and authenticated:
             return self.auth_status, {}, {"code": "rest_not_logged_in", "message": "Sorry.", "data": {}}
+        if route == "igny8/v1/posts" and self.plugin:
+            if not (headers and headers.get("X-API-Key")):
+                return 401, {}, {"code": "igny8_bridge_unauthorized", "message": "Missing API key.", "data": {}}
+            wanted = int(query.get("content_id", 0))
+            with self.lock:
+                found = sorted(p["id"] for p in self.posts.values() if p["meta"].get("_igny8_content_id") == wanted)
+            return 200, {}, [{"id": post_id, "type": self.posts[post_id]["type"]} for post_id in found]
         if route == "wp/v2/types":
             return 200, {}, TYPES
         if route == "wp/v2/taxonomies":
@@ -217,6 +227,11 @@ class FakeWordPress:
             if after.tzinfo is None:
                 after = after.replace(tzinfo=UTC)
             items = [post for post in items if post["modified_gmt"] > after]
+        if "include" in query:
+            wanted = {int(value) for value in query["include"].split(",") if value}
+            items = [post for post in items if post["id"] in wanted]
+        if query.get("search"):
+            items = [post for post in items if query["search"].lower() in post["title"].lower()]
         direction = -1 if self.unstable_ties and page % 2 == 0 else 1
         items.sort(key=lambda post: (post["modified_gmt"], direction * post["id"]))
         total = len(items)
@@ -257,7 +272,12 @@ class FakeWordPress:
                     post[key] = list(body[key])
             post["meta"].update(body.get("meta") or {})
             post["modified_gmt"] = self.tick()
-            return status, {}, self.render(post)
+            answer = self.render(post)
+        if status == 201:
+            self.created.set()
+            if self.create_delay:
+                time.sleep(self.create_delay)  # like a worker dying before it stores the new id
+        return status, {}, answer
 
     def list_requests(self, post_type_base: str = "posts") -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == "GET" and r["route"] == f"wp/v2/{post_type_base}"]

@@ -30,6 +30,24 @@ function igny8_bridge_register_routes(): void {
 			'permission_callback' => 'igny8_bridge_rest_permission',
 		)
 	);
+	register_rest_route(
+		'igny8/v1',
+		'/posts',
+		array(
+			'methods'             => WP_REST_Server::READABLE,
+			'callback'            => 'igny8_bridge_rest_posts',
+			'permission_callback' => 'igny8_bridge_rest_permission',
+			'args'                => array(
+				'content_id' => array(
+					'required'          => true,
+					'type'              => 'integer',
+					'minimum'           => 1,
+					'validate_callback' => 'rest_validate_request_arg',
+					'sanitize_callback' => 'absint',
+				),
+			),
+		)
+	);
 }
 add_action( 'rest_api_init', 'igny8_bridge_register_routes' );
 
@@ -97,4 +115,44 @@ function igny8_bridge_rest_status() {
  */
 function igny8_bridge_rest_structure() {
 	return rest_ensure_response( igny8_bridge_build_structure( true ) );
+}
+
+/**
+ * GET /igny8/v1/posts?content_id=N: the posts (any status but trash, any REST post type) whose
+ * _igny8_content_id meta is N, oldest first. The service asks before creating a post again after
+ * an interrupted push, so a redelivered job never creates a duplicate.
+ *
+ * @param WP_REST_Request $request Request.
+ * @return WP_REST_Response
+ */
+function igny8_bridge_rest_posts( WP_REST_Request $request ) {
+	$types = get_post_types( array( 'show_in_rest' => true ) );
+	unset( $types['attachment'] );
+	$ids   = get_posts(
+		array(
+			'post_type'        => array_values( $types ),
+			'post_status'      => 'any',
+			'meta_key'         => IGNY8_BRIDGE_META_CONTENT_ID, // phpcs:ignore WordPress.DB.SlowDBQuery
+			'meta_value'       => (string) absint( $request['content_id'] ), // phpcs:ignore WordPress.DB.SlowDBQuery
+			'fields'           => 'ids',
+			'orderby'          => 'ID',
+			'order'            => 'ASC',
+			'posts_per_page'   => 20,
+			'no_found_rows'    => true,
+			'suppress_filters' => true,
+		)
+	);
+	$posts = array();
+	foreach ( $ids as $id ) {
+		$post = get_post( $id );
+		if ( $post ) {
+			$posts[] = array(
+				'id'           => (int) $post->ID,
+				'type'         => $post->post_type,
+				'status'       => $post->post_status,
+				'modified_gmt' => mysql_to_rfc3339( $post->post_modified_gmt ),
+			);
+		}
+	}
+	return rest_ensure_response( $posts );
 }
