@@ -465,7 +465,9 @@ def start_gunicorn(name: str = "gunicorn", workers: int = WEB_WORKERS, port: int
     return proc, base
 
 
-def start_worker(name: str = "celery-worker", concurrency: int = WORKER_CONCURRENCY) -> Proc:
+def start_worker(
+    name: str = "celery-worker", concurrency: int = WORKER_CONCURRENCY, env: dict[str, str] | None = None
+) -> Proc:
     proc = start_process(
         name,
         [
@@ -484,7 +486,7 @@ def start_worker(name: str = "celery-worker", concurrency: int = WORKER_CONCURRE
             "-n",
             f"bench-{name}@%h",
         ],
-        env=service_env(),
+        env=service_env(**(env or {})),
     )
     wait_until(lambda: " ready." in proc.log_path.read_text(errors="replace"), 90, "the Celery worker", proc=proc)
     return proc

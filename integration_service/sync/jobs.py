@@ -15,11 +15,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import current_app
+from kombu.exceptions import OperationalError
 from sqlalchemy import Row, and_, false, func, or_, update
 
 from ..errors import QueueUnavailable
@@ -109,6 +111,31 @@ def enqueue(event: RecordedJob, task_name: str) -> None:
         raise QueueUnavailable() from exc
 
 
+# The producer that ``publish`` sends with inside ``shared_producer()`` (None: one from the pool
+# per task).
+_PRODUCER: ContextVar[Any] = ContextVar("sync_jobs_producer", default=None)
+
+
+@contextmanager
+def shared_producer() -> Iterator[None]:
+    """Send every task published inside the block with one broker producer (one pooled
+    connection), instead of acquiring and releasing one per task: the dispatcher sends hundreds
+    in a tick, and the acquire/release per message was a quarter of its enqueue time (fleet
+    bench). If no producer can be had (broker down), each publish fails on its own as before."""
+    try:
+        acquired = current_app.extensions["celery"].producer_or_acquire()
+        producer = acquired.__enter__()
+    except (OperationalError, OSError):
+        yield
+        return
+    token = _PRODUCER.set(producer)
+    try:
+        yield
+    finally:
+        _PRODUCER.reset(token)
+        acquired.__exit__(None, None, None)
+
+
 def publish(event_id: int, task_id: str | None, task_name: str) -> None:
     """Send a job's task (ids only). Raises when the broker cannot take it."""
     task = current_app.extensions["celery"].tasks[task_name]
@@ -116,6 +143,7 @@ def publish(event_id: int, task_id: str | None, task_name: str) -> None:
     task.apply_async(
         args=[event_id],
         task_id=task_id,
+        producer=_PRODUCER.get(),
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
     )

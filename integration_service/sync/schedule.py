@@ -355,19 +355,20 @@ def dispatch_due(now: datetime | None = None, limit: int | None = None) -> dict[
     db.session.commit()  # releases the row locks; the jobs are visible before their tasks arrive
 
     dispatched = 0
-    for integration_id, event_id in locked.items():
-        try:
-            jobs.enqueue(_EventRef(event_id, rows[integration_id]["task_id"]), jobs.SYNC.task)
-        except QueueUnavailable:
-            # enqueue removed the queued row (releasing the lock); retry on the next tick.
-            logger.warning("dispatcher: could not enqueue the sync of integration %s", integration_id)
-            db.session.execute(
-                update(SiteIntegration).where(SiteIntegration.id == integration_id).values(next_sync_at=now)
-            )
-            db.session.commit()
-            continue
-        dispatched += 1
-        metrics.record_dispatched(kinds[integration_id])
+    with jobs.shared_producer():  # one broker connection for the whole batch
+        for integration_id, event_id in locked.items():
+            try:
+                jobs.enqueue(_EventRef(event_id, rows[integration_id]["task_id"]), jobs.SYNC.task)
+            except QueueUnavailable:
+                # enqueue removed the queued row (releasing the lock); retry on the next tick.
+                logger.warning("dispatcher: could not enqueue the sync of integration %s", integration_id)
+                db.session.execute(
+                    update(SiteIntegration).where(SiteIntegration.id == integration_id).values(next_sync_at=now)
+                )
+                db.session.commit()
+                continue
+            dispatched += 1
+            metrics.record_dispatched(kinds[integration_id])
     skipped = len(rows) - len(locked)
     if skipped:
         metrics.record_dispatch_skipped(skipped)

@@ -444,3 +444,19 @@ def test_stuck_recovery_backs_off_the_schedule_only_when_it_fails_the_job(app, f
     # Second consecutive failure: 15 min x 2^2, instead of the 5 minutes it was due in.
     assert timedelta(minutes=59) < stored.next_sync_at - utcnow() <= timedelta(minutes=60)
     assert jobs.recover_stuck_jobs() == [] and len(hooked) == 1  # a failed job is never hooked again
+
+
+def test_a_tick_publishes_its_whole_batch_with_one_producer(app, factory, monkeypatch):
+    task = app.extensions["celery"].tasks[jobs.TASK_SYNC]
+    producers: list[object] = []
+    monkeypatch.setattr(task, "apply_async", lambda *args, **kwargs: producers.append(kwargs.get("producer")))
+    for _ in range(3):
+        due_integration(factory)
+
+    assert schedule.dispatch_due()["dispatched"] == 3
+    assert len(producers) == 3 and producers[0] is not None
+    assert all(p is producers[0] for p in producers)  # acquired once for the tick, not once per task
+
+    producers.clear()
+    jobs.publish(1, "outside-a-tick", jobs.TASK_SYNC)
+    assert producers == [None]  # elsewhere: the pool's producer per publish, as before
