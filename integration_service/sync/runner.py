@@ -10,12 +10,14 @@ fails the job with a message) and finishes it. Each job below keeps only its bod
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
@@ -88,10 +90,29 @@ class Job:
         between slices (HandedOff), on a retry (RetryLater) or when the claim was lost."""
 
 
+CLAIM_ATTEMPTS = 5  # ~10 s of waiting: a PostgreSQL restart or failover is over by then
+
+
+def _claim(event_id: int, task_id: str | None) -> jobs.Claim | None:
+    """Claim the job, riding out a database that is briefly away. A task that failed here would
+    be acked and lost, leaving its job queued (holding the sync lock) until the queued-stuck
+    window; a claim whose reply was lost is taken over on the next attempt (same task id)."""
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            return jobs.claim(event_id, task_id)
+        except DBAPIError as exc:
+            db.session.rollback()
+            if attempt == CLAIM_ATTEMPTS:
+                raise RetryLater(5.0, f"database unavailable while claiming ({type(exc.orig).__name__})") from None
+            logger.warning("sync event %s: database unavailable while claiming; retrying", event_id)
+            time.sleep(attempt)
+    return None
+
+
 def run(
     job_class: type[Job], event_id: int, task_id: str | None, retries: int = 0, max_retries: int = 0
 ) -> dict[str, Any]:
-    claim = jobs.claim(event_id, task_id)
+    claim = _claim(event_id, task_id)
     if claim is None:
         logger.info("sync event %s: not claimable (finished, gone or owned elsewhere); skipping", event_id)
         return {"status": "skipped"}

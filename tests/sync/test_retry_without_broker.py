@@ -55,3 +55,42 @@ def test_retry_goes_through_the_broker_when_it_is_up(app, runs):
     with app.app_context(), pytest.raises(Retry):
         tasks._with_retries(task, runner.SyncJob, 7)
     assert calls == [0] and sleeps == []
+
+
+def _lost_connection() -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE sync_events ...", {}, Exception("terminating connection"))
+
+
+def test_a_claim_rides_out_a_database_restart(app, monkeypatch):
+    """A PostgreSQL restart while a slice or a resumed job claims itself: the claim is retried in
+    the task (a task failing there would be acked and lost, its job left queued holding the lock)."""
+    from integration_service.sync import jobs
+
+    attempts: list[int] = []
+    sleeps: list[float] = []
+
+    def claim(event_id, task_id):
+        attempts.append(event_id)
+        if len(attempts) < 3:
+            raise _lost_connection()
+        return None  # claimable no more: the run skips
+
+    monkeypatch.setattr(jobs, "claim", claim)
+    monkeypatch.setattr(runner.time, "sleep", sleeps.append)
+    with app.app_context():
+        assert runner.run(runner.SyncJob, 7, "task-1") == {"status": "skipped"}
+    assert len(attempts) == 3 and sleeps == [1, 2]
+
+
+def test_a_claim_that_keeps_failing_is_retried_through_the_task(app, monkeypatch):
+    from integration_service.sync import jobs
+
+    def claim(event_id, task_id):
+        raise _lost_connection()
+
+    monkeypatch.setattr(jobs, "claim", claim)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    with app.app_context(), pytest.raises(runner.RetryLater):
+        runner.run(runner.SyncJob, 7, "task-1")
