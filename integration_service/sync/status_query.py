@@ -22,11 +22,15 @@ from sqlalchemy.sql import Executable
 from ..extensions import db
 from ..models import SyncEvent
 
+_UNREAD = frozenset({"checkpoint", "claim_token"})
+
 
 @cache
 def _statement(limit: int) -> Executable:
     table = SyncEvent.__table__
-    columns = list(table.c)
+    # A poll reads up to 11 events: not their checkpoints (a pull's position, watermarks and
+    # counts) nor claim tokens, which no response carries.
+    columns = [column for column in table.c if column.name not in _UNREAD]
     integration_id: BindParameter[int] = bindparam("integration_id")
     current = db.select(*columns, true().label("is_current")).where(table.c.sync_lock == integration_id)
     latest = (
