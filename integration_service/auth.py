@@ -17,7 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .crypto import api_key_digest
 from .errors import NotAuthenticated, PermissionDenied
-from .extensions import db
+from .extensions import db, execute_core
 from .models import ACTIVE_ACCOUNT, Account, Role, Site, User
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _user_principal(token: str) -> Principal:
         raise NotAuthenticated("The access token is not valid.")
     # One row with the account's status: this runs on every authenticated request, so the
     # columns it checks are read as a plain row (no ORM objects for the user or the account).
-    user = db.session.execute(_USER_ROW, {"user_id": int(claims["sub"])}).first()
+    user = execute_core(_USER_ROW, {"user_id": int(claims["sub"])}).first()
     if user is None or not user.is_active:
         raise NotAuthenticated("The user is inactive or does not exist.")
     if user.status != ACTIVE_ACCOUNT:
@@ -127,7 +127,7 @@ def _user_principal(token: str) -> Principal:
 def site_for_api_key(api_key: str) -> Row | None:
     """(id, account_id, wp_api_key, account_status) of the site whose key this is: a plain row
     (the key column decrypts on read; it is compared here and signs webhooks)."""
-    site = db.session.execute(_SITE_ROW, {"digest": api_key_digest(api_key)}).first()
+    site = execute_core(_SITE_ROW, {"digest": api_key_digest(api_key)}).first()
     if site is None or not hmac.compare_digest(site.wp_api_key.encode(), api_key.encode()):
         return None
     return site

@@ -7,7 +7,7 @@ from sqlalchemy import Row, Select, bindparam
 
 from ..auth import Principal
 from ..errors import NotFound
-from ..extensions import db
+from ..extensions import db, execute_core
 from ..models import Content, Site, SiteIntegration
 
 
@@ -64,7 +64,7 @@ def get_integration_status(principal: Principal, integration_id: int) -> Row:
     params: dict[str, int | None] = {"account_id": principal.account_id, "integration_id": integration_id}
     if principal.is_site:
         params["site_id"] = principal.site_id
-    row = db.session.execute(_INTEGRATION_STATUS[principal.is_site], params).first()
+    row = execute_core(_INTEGRATION_STATUS[principal.is_site], params).first()
     if row is None:
         raise NotFound("Integration not found.")
     return row

@@ -47,7 +47,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ..auth import Principal, authenticated_site
 from ..errors import Conflict, NotAuthenticated, NotFound
-from ..extensions import db, rowcount
+from ..extensions import db, execute_core, rowcount
 from ..models import Content, Site, SiteIntegration, SyncEvent, WebhookDelivery, utcnow
 from ..timeutil import iso_z, parse_iso
 
@@ -248,7 +248,7 @@ class WebhookService:
         content_id = content.id
         try:
             # A Core INSERT: no ORM object to track (the row is never read back in this request).
-            db.session.execute(
+            execute_core(
                 _INSERT_DELIVERY,
                 {"site_id": self.site_id, "webhook_id": delivery.webhook_id, "kind": kind, "received_at": utcnow()},
             )
@@ -272,7 +272,7 @@ class WebhookService:
             outcome, details = self._apply_metadata(content, payload)
         if content.changes:
             values = {_CONTENT_COLUMN.get(name, name): value for name, value in content.changes.items()}
-            db.session.execute(_UPDATE_CONTENT, {"where_content_id": content_id, **values})
+            execute_core(_UPDATE_CONTENT, {"where_content_id": content_id, **values})
         event_id = self._record(kind, delivery, {**base_details, **details, "outcome": outcome}, content_id=content_id)
         db.session.commit()  # ids were read before: after the commit they would cost a SELECT each
         logger.info("webhook %s %s for content %s: %s", kind, delivery.webhook_id, content_id, outcome)
@@ -287,7 +287,7 @@ class WebhookService:
 
     def _locked(self, query: Executable, **params: Any) -> LockedContent | None:
         """Run one of the ``_locked_query`` statements; keep the integration it read."""
-        row = db.session.execute(query, {"site_id": self.site_id, **params}).first()
+        row = execute_core(query, {"site_id": self.site_id, **params}).first()
         if row is None:
             return None
         self._integration_row = (row.integration_id, row.last_webhook) if row.integration_id is not None else None
@@ -385,8 +385,8 @@ class WebhookService:
         the integration's credentials, which a webhook never uses."""
         if self._integration_row is not _UNKNOWN:
             return self._integration_row
-        row = db.session.execute(_INTEGRATION, {"site_id": self.site_id}).first()
-        return (row[0], row[1]) if row is not None else None
+        row = execute_core(_INTEGRATION, {"site_id": self.site_id}).first()
+        return (row.id, row.last_webhook_at) if row is not None else None
 
     def _record(
         self,
@@ -412,11 +412,11 @@ class WebhookService:
         if last is None or now - last > LAST_WEBHOOK_RESOLUTION:
             # Kept to the minute: writing it on every delivery would make all deliveries of a
             # site wait for each other on this one row lock.
-            db.session.execute(
+            execute_core(
                 _STAMP_LAST_WEBHOOK,
                 {"integration_id": integration_id, "stale_before": now - LAST_WEBHOOK_RESOLUTION, "now": now},
             )
-        return db.session.execute(
+        return execute_core(
             _INSERT_EVENT,
             {
                 "integration_id": integration_id,

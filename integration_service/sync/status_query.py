@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Row, bindparam, false, literal_column, true, union_all
 from sqlalchemy.sql import Executable
 
-from ..extensions import db
+from ..extensions import db, execute_core
 from ..models import SyncEvent
 
 _UNREAD = frozenset({"checkpoint", "claim_token"})
@@ -48,6 +48,6 @@ def _statement(limit: int) -> Executable:
 def current_and_recent(integration_id: int, limit: int) -> tuple[Row[Any] | None, list[Row[Any]]]:
     """(the event holding the integration's sync lock, or None; its ``limit`` latest events,
     newest first). Rows have the SyncEvent column names as attributes."""
-    rows = db.session.execute(_statement(limit), {"integration_id": integration_id}).all()
+    rows = execute_core(_statement(limit), {"integration_id": integration_id}).all()
     found = next((row for row in rows if row.is_current), None)
     return found, [row for row in rows if not row.is_current]
