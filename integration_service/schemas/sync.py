@@ -78,16 +78,21 @@ class SyncEventSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
 
     def dump_details(self, obj: Any) -> dict[str, Any]:
-        details = dict(obj.details or {})
-        if obj.event_type == "sync" and obj.direction:
-            # Stored once, in the column; the details have always shown it too.
-            details = {"direction": obj.direction, **details}
-        # A queued structure update carries the pushed payload; show its size, not the payload.
-        if "structure" in details:
-            structure = details.pop("structure") or {}
-            details["post_types"] = len(structure.get("post_types") or {})
-            details["taxonomies"] = len(structure.get("taxonomies") or {})
-        return details
+        return event_details(obj)
+
+
+def event_details(event: Any) -> dict[str, Any]:
+    """The ``details`` a SyncEvent shows (of an ORM object or a plain row)."""
+    details = dict(event.details or {})
+    if event.event_type == "sync" and event.direction:
+        # Stored once, in the column; the details have always shown it too.
+        details = {"direction": event.direction, **details}
+    # A queued structure update carries the pushed payload; show its size, not the payload.
+    if "structure" in details:
+        structure = details.pop("structure") or {}
+        details["post_types"] = len(structure.get("post_types") or {})
+        details["taxonomies"] = len(structure.get("taxonomies") or {})
+    return details
 
 
 class SyncStatusSchema(Schema):
@@ -96,6 +101,73 @@ class SyncStatusSchema(Schema):
     sync_error = fields.String(allow_none=True)
     current_job = fields.Nested(CurrentJobSchema, allow_none=True)
     recent_events = fields.List(fields.Nested(SyncEventSchema))
+
+
+# -- sync_status written out --------------------------------------------------------------------
+# A dashboard polls sync_status every few seconds per integration; dumping its eleven events
+# through marshmallow was a sixth of a poll's CPU (bench/profile_http.py). These functions give
+# exactly ``SyncStatusSchema().dump(...)`` (the schema stays the documented contract, and
+# tests/schemas/test_sync_status_dump.py holds the two equal) with the fields' own conversions:
+# String -> str, Integer -> int, Boolean -> bool, DateTime -> isoformat(), None kept.
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dump_current_job(job: dict[str, Any] | None) -> dict[str, Any] | None:
+    if job is None:
+        return None
+    progress = job["progress"]
+    return {
+        "job_id": _text(job["job_id"]),
+        "sync_event_id": _integer(job["sync_event_id"]),
+        "direction": _text(job["direction"]),
+        "state": _text(job["state"]),
+        "progress": {"done": _integer(progress["done"]), "total": _integer(progress["total"])},
+        "started_at": _iso(job["started_at"]),
+        "heartbeat_at": _iso(job["heartbeat_at"]),
+        "stuck": bool(job["stuck"]),
+        "attempt": _integer(job["attempt"]),
+        "max_attempts": _integer(job["max_attempts"]),
+        "next_retry_at": _iso(job["next_retry_at"]),
+        "waiting_for": _text(job["waiting_for"]),
+    }
+
+
+def _dump_event(event: Any) -> dict[str, Any]:
+    return {
+        "id": _integer(event.id),
+        "job_id": _text(event.task_id),
+        "event_type": _text(event.event_type),
+        "action": _text(event.action),
+        "direction": _text(event.direction),
+        "status": _text(event.status),
+        "details": event_details(event),
+        "error_message": _text(event.error_message),
+        "content_id": _integer(event.content_id),
+        "started_at": _iso(event.started_at),
+        "finished_at": _iso(event.finished_at),
+    }
+
+
+def dump_sync_status(status: dict[str, Any]) -> dict[str, Any]:
+    """``SyncStatusSchema().dump(status)`` for the dict ``SyncService.sync_status`` returns."""
+    return {
+        "sync_status": _text(status["sync_status"]),
+        "last_sync_at": _iso(status["last_sync_at"]),
+        "sync_error": _text(status["sync_error"]),
+        "current_job": _dump_current_job(status["current_job"]),
+        "recent_events": [_dump_event(event) for event in status["recent_events"]],
+    }
 
 
 class ScheduleStatusSchema(Schema):

@@ -522,7 +522,6 @@ class ContentSyncService:
             return
         self.counts.pushed += 1
 
-
     def _create_once(self, content: Content, post_input: PostInput) -> RemotePost:
         """Create the content's post, at most once even when the job is redelivered: a push
         intent is committed before the create, so a worker dying between WordPress creating the
