@@ -188,6 +188,8 @@ class Config:
     # counters recorded by every process live in this Redis (unset: in the recording process).
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
     METRICS_REDIS_URL = os.environ.get("METRICS_REDIS_URL") or REDIS_URL
+    # Request-path counters (webhook deliveries) are summed per process and sent this often.
+    METRICS_FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "1"))
     # Delivery ids are kept this long to answer replays; the plugin retries for 24 hours.
     WEBHOOK_DEDUPE_RETENTION_HOURS = int(os.environ.get("WEBHOOK_DEDUPE_RETENTION_HOURS", "72"))
 

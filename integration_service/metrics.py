@@ -5,7 +5,9 @@ Where the values live, so that every web and worker process on every machine is 
 - **In the database, read at scrape time** by a custom collector: jobs by state (queued and
   running SyncEvents, a partial index keeps it cheap) and the scheduler's due backlog.
 - **In Redis** (METRICS_REDIS_URL, default REDIS_URL): counters and histogram buckets that
-  workers and web processes increment (HINCRBYFLOAT, one round trip per observation). The scrape
+  workers and web processes increment (HINCRBYFLOAT, one round trip per observation; webhook
+  deliveries, counted on the request path, are summed in the process and sent at most every
+  METRICS_FLUSH_SECONDS, see ``RedisStore.increment_soon``). The scrape
   reads them back, so one scrape of any web process sees the whole fleet; there is no per-process
   state to merge and nothing to clean when a process dies (prometheus_client's multiprocess mode
   would need a shared directory per machine and a scrape of every machine). Without Redis (the
@@ -17,8 +19,10 @@ A failure to record a metric is logged and never breaks the request or job that 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -96,11 +100,52 @@ class MemoryStore:
 
 
 class RedisStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, flush_seconds: float = 1.0) -> None:
         import redis
 
         # Short timeouts: a slow Redis must not stall a job for its metrics.
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.flush_seconds = flush_seconds
+        self._pending: dict[tuple[str, str], float] = {}
+        self._pending_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def increment_soon(self, increments: list[tuple[str, str, float]]) -> None:
+        """Add to this process's pending sums, sent in one pipeline within ``flush_seconds``
+        (by a timer thread; a scrape served by this process, and its exit, flush first).
+
+        For counters on the request path: one webhook delivery recorded its outcome with a Redis
+        round trip of its own, a twentieth of its CPU. What a process killed with SIGKILL had
+        not sent yet (at most ``flush_seconds`` of counts) is lost, as in-process counters are.
+        """
+        with self._pending_lock:
+            for key, field, amount in increments:
+                self._pending[(key, field)] = self._pending.get((key, field), 0.0) + amount
+            if self._timer is None:
+                self._timer = threading.Timer(self.flush_seconds, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+            timer, self._timer = self._timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+        if not pending:
+            return
+        try:
+            self.increment([(key, field, amount) for (key, field), amount in pending.items()])
+        except Exception as exc:  # noqa: BLE001 - kept for the next flush, never raised to the caller
+            logger.warning("could not send pending metrics (%s); kept for the next flush", type(exc).__name__)
+            self.increment_soon([(key, field, amount) for (key, field), amount in pending.items()])
+
+    def forget_pending(self) -> None:
+        """In a forked child: the parent's sums are the parent's to send (and its timer thread
+        does not exist here)."""
+        self._pending = {}
+        self._pending_lock = threading.Lock()
+        self._timer = None
 
     def increment(self, increments: list[tuple[str, str, float]]) -> None:
         if len(increments) == 1:  # a counter (every webhook delivery): one command, no pipeline object
@@ -112,12 +157,18 @@ class RedisStore:
         pipeline.execute()
 
     def read(self, keys: list[str]) -> list[dict[str, float]]:
+        self.flush()  # this process's own pending counts are in what it serves
         pipeline = self.client.pipeline(transaction=False)
         for key in keys:
             pipeline.hgetall(key)
         return [{field.decode(): float(value) for field, value in raw.items()} for raw in pipeline.execute()]
 
     def clear(self) -> None:
+        with self._pending_lock:
+            self._pending = {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         self.client.delete(*[KEY_PREFIX + definition.name for definition in RECORDED])
 
 
@@ -133,8 +184,22 @@ def store(app: Flask | None = None) -> MemoryStore | RedisStore:
         return _memory_store
     with _stores_lock:
         if url not in _redis_stores:
-            _redis_stores[url] = RedisStore(url)
+            _redis_stores[url] = RedisStore(url, float(config.get("METRICS_FLUSH_SECONDS", 1.0)))
         return _redis_stores[url]
+
+
+def flush_pending() -> None:
+    for redis_store in list(_redis_stores.values()):
+        redis_store.flush()
+
+
+def _forget_pending_after_fork() -> None:
+    for redis_store in _redis_stores.values():
+        redis_store.forget_pending()
+
+
+atexit.register(flush_pending)  # a worker's graceful exit sends what it summed
+os.register_at_fork(after_in_child=_forget_pending_after_fork)
 
 
 # ------------------------------------------------------------------------------ recording
@@ -157,6 +222,18 @@ def _inc(definition: Definition, *labels: str, amount: float = 1) -> None:
     _record([(KEY_PREFIX + definition.name, _field(labels), amount)])
 
 
+def _inc_soon(definition: Definition, *labels: str) -> None:
+    """``_inc`` without a round trip now (``RedisStore.increment_soon``)."""
+    if not has_app_context():
+        return
+    target = store()
+    increments = [(KEY_PREFIX + definition.name, _field(labels), 1.0)]
+    if isinstance(target, RedisStore):
+        target.increment_soon(increments)
+    else:
+        target.increment(increments)
+
+
 def _observe(definition: Definition, value: float, *labels: str) -> None:
     assert definition.buckets is not None
     bucket = next((index for index, bound in enumerate(definition.buckets) if value <= bound), len(definition.buckets))
@@ -172,7 +249,7 @@ def record_rate_limited(site_id: int | None) -> None:
 
 
 def record_webhook_delivery(kind: str, outcome: str) -> None:
-    _inc(WEBHOOK_DELIVERIES, kind, outcome)
+    _inc_soon(WEBHOOK_DELIVERIES, kind, outcome)
 
 
 def observe_job(trigger: str, status: str, duration_seconds: float) -> None:

@@ -4,6 +4,8 @@ the Redis-backed store that makes worker-side counters visible to any web proces
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -155,6 +157,66 @@ def test_counters_recorded_in_redis_are_seen_by_any_process(app, client, monkeyp
     assert samples[("integration_sync_job_duration_seconds_sum", labels)] == 2.0
     assert samples[key("integration_sync_job_duration_seconds_bucket", **dict(labels), le="1.0")] == 0
     assert samples[key("integration_sync_job_duration_seconds_bucket", **dict(labels), le="2.5")] == 1
+
+
+def _deliveries(redis_store: metrics.RedisStore) -> dict[str, float]:
+    [values] = redis_store.read([metrics.KEY_PREFIX + metrics.WEBHOOK_DELIVERIES.name])
+    return values
+
+
+def test_webhook_counts_reach_redis_within_the_flush_interval_summed(app, monkeypatch, redis_url):
+    if not redis_url:
+        pytest.skip("needs TEST_REDIS_URL")
+    own = metrics.RedisStore(redis_url, flush_seconds=0.2)
+    other = metrics.RedisStore(redis_url)  # another process's view (its read flushes only its own)
+    own.clear()
+    sends = []
+    original = own.increment
+    monkeypatch.setattr(own, "increment", lambda increments: sends.append(increments) or original(increments))
+    field = '["status", "applied"]'
+    for _ in range(5):
+        own.increment_soon([(metrics.KEY_PREFIX + metrics.WEBHOOK_DELIVERIES.name, field, 1.0)])
+    assert _deliveries(other) == {}  # nothing sent yet: no round trip per delivery
+    deadline = time.monotonic() + 5
+    while not _deliveries(other) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _deliveries(other) == {field: 5.0}
+    assert len(sends) == 1 and len(sends[0]) == 1  # five deliveries, one summed increment
+
+
+def test_a_scrape_includes_this_process_s_pending_webhook_counts(app, client, monkeypatch, redis_url):
+    if not redis_url:
+        pytest.skip("needs TEST_REDIS_URL")
+    monkeypatch.setitem(app.config, "METRICS_REDIS_URL", redis_url)
+    monkeypatch.setitem(app.config, "METRICS_FLUSH_SECONDS", 60.0)
+    metrics._redis_stores.pop(redis_url, None)  # built anew with the long interval
+    metrics.store().clear()
+    with app.test_request_context():
+        metrics.record_webhook_delivery("status", "duplicate")
+    assert _deliveries(metrics.RedisStore(redis_url)) == {}
+    assert scrape(client)[key("integration_webhook_deliveries_total", kind="status", outcome="duplicate")] == 1
+    metrics._redis_stores.pop(redis_url, None)
+
+
+def test_a_forked_child_does_not_send_its_parent_s_pending_counts(app, redis_url):
+    if not redis_url:
+        pytest.skip("needs TEST_REDIS_URL")
+    parent = metrics.RedisStore(redis_url, flush_seconds=60.0)
+    saved = metrics._redis_stores.get(redis_url)
+    metrics._redis_stores[redis_url] = parent  # the store flush_pending (and the fork hook) see
+    parent.clear()
+    field = '["metadata", "applied"]'
+    parent.increment_soon([(metrics.KEY_PREFIX + metrics.WEBHOOK_DELIVERIES.name, field, 1.0)])
+    pid = os.fork()
+    if pid == 0:  # the child: what it flushes must not include the parent's pending count
+        metrics.flush_pending()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    parent.flush()
+    assert _deliveries(metrics.RedisStore(redis_url)) == {field: 1.0}
+    metrics._redis_stores.pop(redis_url, None)
+    if saved is not None:
+        metrics._redis_stores[redis_url] = saved
 
 
 def test_an_unreachable_metrics_redis_never_breaks_the_caller(app, client, monkeypatch):
