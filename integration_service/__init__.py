@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, g, request
+from flask.sessions import SessionInterface
 
 from .api.base import rest_api
 from .crypto import SecretBox
@@ -17,6 +18,17 @@ from .inputs import IdConverter
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class CookielessSessions(SessionInterface):
+    """``flask.session`` is a NullSession (reads give nothing, writes raise); no cookie is read
+    or set."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None  # Flask then uses make_null_session
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        return None
 
 
 def create_app(config: type | str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
@@ -37,6 +49,9 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate(app.config)  # the effective settings, overrides included
+    # No cookie sessions: callers authenticate every request with a token or a site key. The
+    # default cookie session built a signing serializer on every request to find no cookie.
+    app.session_interface = CookielessSessions()
     app.url_map.strict_slashes = False
     app.url_map.converters["id"] = IdConverter
     hops = int(app.config["PROXY_FIX_HOPS"])

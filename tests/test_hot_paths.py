@@ -205,3 +205,16 @@ def test_a_connection_lost_while_idle_answers_503_then_the_next_request_works(ap
     assert body["error"]["code"] == "database_unavailable" and body["request_id"]
     assert viewer.get(url).status_code == 200
     assert json.dumps(body).count("Traceback") == 0
+
+
+def test_no_cookie_session_is_read_or_written(app, client):
+    from flask import session
+    from flask.sessions import NullSession
+
+    client.set_cookie("session", "eyJ4IjoxfQ.forged")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    with app.test_request_context(headers={"Cookie": "session=eyJ4IjoxfQ.forged"}):
+        assert isinstance(session._get_current_object(), NullSession)
+        assert dict(session) == {}
