@@ -48,8 +48,16 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
     if redis_url:
         broker_url = redis_url
         result_backend = redis_url
-        # Unacked jobs of a worker that died are redelivered after this many seconds.
-        transport_options: dict = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+        # Unacked jobs of a worker that died are redelivered after this many seconds...
+        visibility_timeout = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+        transport_options: dict = {
+            "visibility_timeout": visibility_timeout,
+            # ...by a sweep every live worker runs. kombu's default only scans on every 10th
+            # 10 s tick (100 s apart), so a job whose worker died could wait 100 s past its
+            # timeout; one ZRANGE per worker every <=10 s costs Redis nothing.
+            "unacked_restore_interval": max(1, min(10, visibility_timeout)),
+            "unacked_restore_throttle": 1,
+        }
     else:
         broker_url = f"sqla+sqlite:///{instance_dir / 'celery-broker.sqlite'}"
         result_backend = f"db+sqlite:///{instance_dir / 'celery-results.sqlite'}"

@@ -88,6 +88,16 @@ def test_celery_settings_route_syncs_to_their_own_queue(tmp_path):
     assert celery_settings("redis://r:6379/0", tmp_path)["broker_url"] == "redis://r:6379/0"
 
 
+def test_redis_broker_sweeps_for_dead_workers_jobs_within_the_visibility_timeout(tmp_path, monkeypatch):
+    options = celery_settings("redis://r:6379/0", tmp_path)["broker_transport_options"]
+    assert options["visibility_timeout"] == 3600
+    # Every sweep scans (kombu's default throttle scans on every 10th, 100 s apart).
+    assert options["unacked_restore_throttle"] == 1 and options["unacked_restore_interval"] == 10
+    monkeypatch.setenv("CELERY_VISIBILITY_TIMEOUT", "2")
+    options = celery_settings("redis://r:6379/0", tmp_path)["broker_transport_options"]
+    assert options["visibility_timeout"] == 2 and options["unacked_restore_interval"] == 2
+
+
 def test_testing_config_runs_tasks_eagerly():
     assert TestingConfig.CELERY["task_always_eager"] is True
     assert TestingConfig.CELERY["broker_url"] == "memory://"
