@@ -18,7 +18,9 @@ A real ``celery beat`` runs the dispatcher (``integration.dispatch_due_syncs``) 
 5. real WordPress sanity sample (``BENCH_FLEET_REAL_SITES``, sites started with
    ``scripts/wordpress-e2e.sh``): synced by the same workers, stored rows checked;
 6. scheduler tick: ``dispatch_due`` timed in this process against the bench database at 1,000
-   and 10,000 integrations (a full batch due, real enqueues), with its statements per tick.
+   and 10,000 integrations (real enqueues), with its statements per tick: the steady due count,
+   and a backlog drained one SCHEDULER_BATCH_SIZE per tick (the dispatcher task chains the next
+   tick while a batch is full), with the dispatch rate. ``--only fleet_tick`` runs this alone.
 
 Parameterised (``BENCH_FLEET_SITES``, ``_WORKERS``, ``_POSTS``, ``_BIG``, ``_SMALL``,
 ``_LATENCY``, ``_TICK``, ``_WINDOW``, ``_SUSTAIN``, ``_SLICE``, ``_TICK_SIZES``) and bounded:
@@ -453,18 +455,21 @@ def real_sites(app: Any, names: list[str], timeout: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the tick
 
 
-def _timed_ticks(app: Any, due: int, ticks: int) -> dict[str, Any]:
-    """``ticks`` dispatcher ticks, each with ``due`` integrations made due just before it."""
+def _timed_ticks(app: Any, due: int, repeats: int) -> dict[str, Any]:
+    """``repeats`` times: make ``due`` integrations due, then drain them as the dispatcher task
+    does, one tick (``schedule.dispatch_due``) after another while a tick claims a full batch.
+    Each tick is timed and its statements counted; a drain's total gives the dispatch rate."""
     from sqlalchemy import event
 
     from integration_service.extensions import db
     from integration_service.models import SiteIntegration, SyncEvent
     from integration_service.sync import schedule
 
+    limit = int(app.config["SCHEDULER_BATCH_SIZE"])
     statements: list[str] = []
     count = _counter(statements)
-    timings, counts, dispatched = [], [], []
-    for _ in range(ticks):
+    timings, counts, dispatched, drains, chain_lengths = [], [], [], [], []
+    for _ in range(repeats):
         db.session.execute(db.delete(SyncEvent).where(SyncEvent.status == "queued"))
         chosen = db.select(SiteIntegration.id).order_by(SiteIntegration.id).limit(due).scalar_subquery()
         db.session.execute(db.update(SiteIntegration).values(next_sync_at=None))
@@ -474,22 +479,35 @@ def _timed_ticks(app: Any, due: int, ticks: int) -> dict[str, Any]:
             .values(next_sync_at=db.func.now() - timedelta(minutes=1))
         )
         db.session.commit()
-        statements.clear()
-        event.listen(db.engine, "before_cursor_execute", count)
-        t0 = time.perf_counter()
-        outcome = schedule.dispatch_due()
-        timings.append((time.perf_counter() - t0) * 1000)
-        event.remove(db.engine, "before_cursor_execute", count)
-        counts.append(len(statements))
-        dispatched.append(outcome["dispatched"])
+        drain_start, chain, drained = time.perf_counter(), 0, 0
+        while True:
+            statements.clear()
+            event.listen(db.engine, "before_cursor_execute", count)
+            t0 = time.perf_counter()
+            outcome = schedule.dispatch_due(limit=limit)
+            timings.append((time.perf_counter() - t0) * 1000)
+            event.remove(db.engine, "before_cursor_execute", count)
+            chain += 1
+            drained += outcome["dispatched"]
+            if outcome["due"]:
+                counts.append(len(statements))
+            if not schedule.batch_was_full(outcome, limit):
+                break
+        drains.append(time.perf_counter() - drain_start)
+        dispatched.append(drained)
+        chain_lengths.append(chain)
     db.session.execute(db.delete(SyncEvent).where(SyncEvent.status == "queued"))
     db.session.commit()
     return {
         "due": due,
+        "batch": limit,
         "tick_ms": timings,
         "tick_ms_median": statistics.median(timings),
         "statements": counts,
         "dispatched": dispatched,
+        "ticks_per_drain": chain_lengths,
+        "drain_s": drains,
+        "jobs_per_second": round(sum(dispatched) / sum(drains), 1),
     }
 
 
@@ -500,14 +518,17 @@ def _counter(statements: list[str]) -> Any:
     return count
 
 
-def tick_time(app: Any, sizes: list[int], urls: list[str], ticks: int = 3) -> dict[str, Any]:
-    """The dispatcher's own tick (``schedule.dispatch_due``) timed in this process against the
-    bench database with real enqueues, at each fleet size: every integration due, so each tick
-    claims a full batch (SCHEDULER_BATCH_SIZE). Statements per tick counted at the driver."""
+def tick_time(app: Any, sizes: list[int], urls: list[str], repeats: int = 3) -> dict[str, Any]:
+    """The dispatcher's own ticks (``schedule.dispatch_due``) timed in this process against the
+    bench database with real enqueues, at each fleet size: *steady* = the due count of 15-minute
+    intervals at the default 5 s tick (size * 5 / 900), *backlog* = BENCH_FLEET_BACKLOG (default
+    1,000) due at once, drained a SCHEDULER_BATCH_SIZE per tick. Statements per tick counted at
+    the driver."""
 
     from integration_service.extensions import db
     from integration_service.models import SiteIntegration
 
+    backlog = int(os.environ.get("BENCH_FLEET_BACKLOG", "1000"))
     results = {}
     for size in sizes:
         with app.app_context():
@@ -516,8 +537,6 @@ def tick_time(app: Any, sizes: list[int], urls: list[str], ticks: int = 3) -> di
         missing = size - have
         if missing > 0:
             create_integrations(app, [urls[i % len(urls)] for i in range(missing)], f"tick-{size}")
-        batch = int(app.config["SCHEDULER_BATCH_SIZE"])
-        # Steady state: 15-minute intervals and the default 5 s tick put size * 5 / 900 due per tick.
         steady = max(1, round(size * 5 / 900))
         with app.app_context():
             db.session.execute(
@@ -531,8 +550,8 @@ def tick_time(app: Any, sizes: list[int], urls: list[str], ticks: int = 3) -> di
             _timed_ticks(app, 1, 1)  # warm-up: connections to PostgreSQL and the broker
             results[str(size)] = {
                 "integrations": max(size, have),
-                "steady": _timed_ticks(app, steady, ticks),
-                "batch": _timed_ticks(app, batch, ticks),
+                "steady": _timed_ticks(app, steady, repeats),
+                "backlog": _timed_ticks(app, min(backlog, size), repeats),
             }
             db.session.execute(db.update(SiteIntegration).values(next_sync_at=None, sync_interval_minutes=None))
             db.session.commit()
@@ -617,23 +636,51 @@ def run(quick: bool) -> dict[str, Any]:
     return results
 
 
-def table_rows(results: dict[str, Any]) -> list[list[Any]]:
-    settings, wave, sus, fair = results["settings"], results["wave"], results["sustained"], results["fairness"]
+def run_tick(quick: bool) -> dict[str, Any]:
+    """Only phase 6, the dispatcher's ticks (no emulator, no workers): ``--only fleet_tick``."""
+    settings = _settings(quick)
+    logging.getLogger("integration_service").setLevel(logging.WARNING)
+    common.reset_database()
+    common.flush_redis()
+    app = common.bench_app()
+    results: dict[str, Any] = {"settings": settings, "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    # No worker runs and nothing calls these sites: their URLs are only stored.
+    results["tick"] = tick_time(app, settings["tick_sizes"], [f"http://127.0.0.1:9/tick-{i}" for i in range(100)])
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    print_table(
+        f"Dispatcher ticks (SCHEDULER_BATCH_SIZE={app.config['SCHEDULER_BATCH_SIZE']}), load average "
+        f"{results['load_average_start']} -> {results['load_average_end']}",
+        ["figure", "goal", "measured", "met"],
+        tick_rows(results),
+    )
+    write_result("fleet_tick", results)
+    return results
+
+
+def tick_rows(results: dict[str, Any]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for tick in results["tick"].values():
-        for label in ("steady", "batch"):
+        for label in ("steady", "backlog"):
             case = tick[label]
             worst = max(case["tick_ms"])
             rows.append(
                 [
-                    f"scheduler tick, {tick['integrations']} integrations, {case['due']} due ({label})",
+                    f"scheduler tick, {tick['integrations']} integrations, {case['due']} due ({label}, "
+                    f"batch {case['batch']}, {max(case['ticks_per_drain'])} ticks)",
                     "< 100 ms",
-                    f"{common.fmt(case['tick_ms_median'])} ms (max {common.fmt(worst)}), {case['statements'][0]} stmts",
+                    f"{common.fmt(case['tick_ms_median'])} ms (max {common.fmt(worst)}), "
+                    f"{case['statements'][0]} stmts, {common.fmt(case['jobs_per_second'])} jobs/s",
                     worst < 100,
                 ]
             )
-    counts = {c for tick in results["tick"].values() for k in ("steady", "batch") for c in tick[k]["statements"]}
+    counts = {c for tick in results["tick"].values() for k in ("steady", "backlog") for c in tick[k]["statements"]}
     rows.append(["statements per tick", "constant", ", ".join(map(str, sorted(counts))), len(counts) == 1])
+    return rows
+
+
+def table_rows(results: dict[str, Any]) -> list[list[Any]]:
+    settings, wave, sus, fair = results["settings"], results["wave"], results["sustained"], results["fairness"]
+    rows = tick_rows(results)
     rows.append(
         [
             f"dispatch lag due -> running, onboarding wave ({wave['integrations']} over {settings['window']:.0f} s)",

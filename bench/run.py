@@ -11,6 +11,7 @@ Benchmarks (each prints its table and writes ``bench/results/<name>.json``):
 * ``polling``  — 6. sync_status with 1,000 integrations and 100,000 SyncEvents vs the trivial route
 * ``fleet``    — issue 11: 1,000 sites on the asyncio WordPress emulator, 4 worker processes:
                  dispatch lag, syncs per minute, worst per-site concurrency, fairness (quick: 100)
+* ``fleet_tick`` — the fleet benchmark's dispatcher ticks alone (no emulator, no workers)
 
 Needs PostgreSQL, Redis and MariaDB on loopback (``scripts/services.sh``), wrk and py-spy
 (``scripts/bench.sh`` installs them). Uses its own PostgreSQL database ``bench_db`` (dropped and
@@ -32,7 +33,7 @@ from typing import Any
 from . import common
 from .common import log, machine_info, print_table, write_result
 
-BENCHMARKS = ("pull", "pull_pg", "push", "webhooks", "polling", "fleet")
+BENCHMARKS = ("pull", "pull_pg", "push", "webhooks", "polling", "fleet", "fleet_tick")
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -173,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import fleet
 
                 results[name] = fleet.run(args.quick)
+            elif name == "fleet_tick":
+                from . import fleet
+
+                results[name] = fleet.run_tick(args.quick)
         except Exception as exc:
             traceback.print_exc()
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}

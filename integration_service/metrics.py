@@ -261,8 +261,8 @@ def observe_scheduler_lag(seconds: float) -> None:
     _observe(SCHEDULER_LAG, max(0.0, seconds))
 
 
-def record_dispatched(kind: str) -> None:
-    _inc(DISPATCHED, kind)
+def record_dispatched(kind: str, count: int = 1) -> None:
+    _inc(DISPATCHED, kind, amount=count)
 
 
 def record_dispatch_skipped(count: int) -> None:

@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import current_app
-from kombu.exceptions import OperationalError
 from sqlalchemy import Row, and_, false, func, or_, update
 
 from ..errors import QueueUnavailable
@@ -111,29 +110,35 @@ def enqueue(event: RecordedJob, task_name: str) -> None:
         raise QueueUnavailable() from exc
 
 
-# The producer that ``publish`` sends with inside ``shared_producer()`` (None: one from the pool
-# per task).
+# The producer that ``publish`` sends with inside ``enqueue_all`` (None: one from the pool per task).
 _PRODUCER: ContextVar[Any] = ContextVar("sync_jobs_producer", default=None)
 
 
-@contextmanager
-def shared_producer() -> Iterator[None]:
-    """Send every task published inside the block with one broker producer (one pooled
-    connection), instead of acquiring and releasing one per task: the dispatcher sends hundreds
-    in a tick, and the acquire/release per message was a quarter of its enqueue time (fleet
-    bench). If no producer can be had (broker down), each publish fails on its own as before."""
-    try:
-        acquired = current_app.extensions["celery"].producer_or_acquire()
-        producer = acquired.__enter__()
-    except (OperationalError, OSError):
-        yield
+def enqueue_all(events: Sequence[RecordedJob], task_name: str) -> None:
+    """Send many jobs' tasks through one producer in one broker round trip: kombu's
+    ``Producer.batch()`` buffers the task messages and their ``task-sent`` events in one Redis
+    pipeline, flushed at the end (the dispatcher sends a batch per tick; one round trip per message
+    and per event was most of its time). If the broker cannot take them, every recorded event is
+    deleted again, as ``enqueue`` does for one, and QueueUnavailable is raised. A message that
+    reached Redis before a failed flush finds its event gone and does nothing."""
+    if not events:
         return
-    token = _PRODUCER.set(producer)
     try:
-        yield
-    finally:
-        _PRODUCER.reset(token)
-        acquired.__exit__(None, None, None)
+        with current_app.extensions["celery"].producer_or_acquire() as producer, producer.batch():
+            token = _PRODUCER.set(producer)
+            try:
+                for event in events:
+                    publish(event.id, event.task_id, task_name)
+            finally:
+                _PRODUCER.reset(token)
+    except Exception as exc:
+        if current_app.config["CELERY"].get("task_always_eager"):
+            raise  # eager mode: a task itself failed, not the broker
+        logger.warning("could not enqueue %d %s tasks: %s", len(events), task_name, type(exc).__name__)
+        db.session.rollback()
+        db.session.execute(db.delete(SyncEvent).where(SyncEvent.id.in_([event.id for event in events])))
+        db.session.commit()
+        raise QueueUnavailable() from exc
 
 
 def publish(event_id: int, task_id: str | None, task_name: str) -> None:

@@ -96,8 +96,19 @@ def recover_stuck_jobs() -> list[int]:
     return jobs.recover_stuck_jobs()
 
 
-@shared_task(name="integration.dispatch_due_syncs", ignore_result=True, time_limit=60, soft_time_limit=50)
-def dispatch_due_syncs() -> dict[str, int]:
+@shared_task(bind=True, name="integration.dispatch_due_syncs", ignore_result=True, time_limit=60, soft_time_limit=50)
+def dispatch_due_syncs(self: Any) -> dict[str, int]:
     """Celery beat runs this every SCHEDULER_TICK_SECONDS (see ``beat_schedule`` in config):
-    claims the due integrations and enqueues their scheduled syncs (``schedule.dispatch_due``)."""
-    return schedule.dispatch_due()
+    claims the due integrations and enqueues their scheduled syncs (``schedule.dispatch_due``).
+
+    A tick claims at most SCHEDULER_BATCH_SIZE; when it claimed a full batch it enqueues the next
+    tick at once, so a backlog drains as a chain of short tasks (each well under 100 ms) instead
+    of one long one, and any free worker can take the next (SKIP LOCKED keeps them apart)."""
+    limit = int(current_app.config["SCHEDULER_BATCH_SIZE"])
+    outcome = schedule.dispatch_due(limit=limit)
+    if schedule.batch_was_full(outcome, limit):
+        try:
+            self.apply_async()
+        except Exception:  # beat's next tick takes over; the backlog waits one tick
+            logger.warning("dispatcher: could not enqueue the follow-up tick", exc_info=True)
+    return outcome

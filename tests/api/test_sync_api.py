@@ -11,10 +11,9 @@ from unittest import mock
 
 import pytest
 
-from config import TestingConfig
-from integration_service import create_app
 from integration_service.extensions import db
 from integration_service.models import Content, SiteIntegration, SyncEvent, utcnow
+from tests.support.dead_broker import dead_broker_app
 from tests.workers.fakewp import make_integration
 
 BASE = "/api/v1/integration/integrations"
@@ -187,32 +186,14 @@ def test_the_site_api_key_can_sync_its_own_site(api_client_for, fake_wp, wp_inte
 
 
 def test_broker_down_answers_503_and_leaves_no_queued_row(app, database_url, editor_client, wp_integration):
-    overrides = {
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "CELERY": {
-            **TestingConfig.CELERY,
-            "broker_url": "redis://127.0.0.1:1/0",  # nothing listens on port 1
-            "task_always_eager": False,
-            "broker_connection_timeout": 1,
-        },
-    }
-    if database_url.startswith("sqlite"):
-        overrides["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    broken = create_app(TestingConfig, overrides=overrides)
-    app.extensions["celery"].set_default()  # keep the shared tasks bound to the test app
     headers = editor_client.headers
-    try:
-        with broken.test_client() as client:
-            response = client.post(url(wp_integration, "sync"), json={"direction": "both"}, headers=headers)
-            content = client.post(
-                url(wp_integration, "update_site_structure"),
-                json={"post_types": {}, "taxonomies": {}},
-                headers=headers,
-            )
-    finally:
-        with broken.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    with dead_broker_app(app, database_url) as broken, broken.test_client() as client:
+        response = client.post(url(wp_integration, "sync"), json={"direction": "both"}, headers=headers)
+        content = client.post(
+            url(wp_integration, "update_site_structure"),
+            json={"post_types": {}, "taxonomies": {}},
+            headers=headers,
+        )
 
     assert response.status_code == 503, response.get_json()
     assert response.get_json()["error"]["code"] == "queue_unavailable"

@@ -146,7 +146,10 @@ def live_app(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> I
         "task_always_eager": False,
     }
     live = create_app(TestingConfig, overrides={"SQLALCHEMY_DATABASE_URI": database_url, "CELERY": celery_config})
-    app.extensions["celery"].set_default()  # the eager test app stays the default elsewhere
+    # The eager test app stays the default and current one elsewhere (creating a Celery app makes
+    # it current: shared_task proxies called by later tests would send to this one's Redis).
+    app.extensions["celery"].set_default()
+    app.extensions["celery"].set_current()
     yield live
     with live.app_context():
         _db.session.remove()

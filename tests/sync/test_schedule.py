@@ -25,6 +25,7 @@ from tests.platforms.fakes import (
     fake_dns_fixture,  # noqa: F401 - fixture
     mocked_fixture,  # noqa: F401 - fixture
 )
+from tests.support.dead_broker import dead_broker_app
 from tests.workers.fakewp import make_integration
 
 NO_JITTER = Policy(jitter_ratio=0.0)
@@ -172,7 +173,7 @@ def test_a_due_integration_whose_manual_sync_holds_the_lock_is_skipped_and_resch
     integration = due_integration(factory)
     manual = factory.queued_sync(integration, "both")
     sent: list[int] = []
-    monkeypatch.setattr(jobs, "enqueue", lambda event, task: sent.append(event.id))
+    monkeypatch.setattr(jobs, "publish", lambda event_id, task_id, task: sent.append(event_id))
 
     result = schedule.dispatch_due()
 
@@ -187,7 +188,7 @@ def test_a_manual_sync_is_refused_while_a_scheduled_one_holds_the_lock(factory, 
     integration = due_integration(factory)
     integration.site.account_id = editor.account_id
     db.session.commit()
-    monkeypatch.setattr(jobs, "enqueue", lambda event, task: None)  # stays queued
+    monkeypatch.setattr(jobs, "publish", lambda event_id, task_id, task: None)  # stays queued
     assert schedule.dispatch_due()["dispatched"] == 1
     [scheduled] = sync_events(integration.id)
 
@@ -303,7 +304,7 @@ def test_the_reconcile_sweep_is_dispatched_when_due_and_retimed_after(app, facto
 def test_dispatch_statements_per_tick_do_not_grow_with_the_batch(app, factory, monkeypatch):
     from sqlalchemy import event as sa_event
 
-    monkeypatch.setattr(jobs, "enqueue", lambda event, task: None)
+    monkeypatch.setattr(jobs, "publish", lambda event_id, task_id, task: None)
     statements: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
@@ -341,12 +342,12 @@ def test_two_dispatchers_at_once_never_dispatch_an_integration_twice(app, factor
         barrier_after_claim.wait(timeout=10)  # both hold their claimed rows at the same moment
         return inserted
 
-    def record(event, task):
+    def record(event_id, task_id, task):
         with lock:
-            sent.append(event.id)
+            sent.append(event_id)
 
     monkeypatch.setattr(schedule, "_insert_locked", slow_insert)
-    monkeypatch.setattr(jobs, "enqueue", record)
+    monkeypatch.setattr(jobs, "publish", record)
     barrier_before = threading.Barrier(2)
     barrier_after_claim = threading.Barrier(2)
     results: list[dict] = []
@@ -460,3 +461,94 @@ def test_a_tick_publishes_its_whole_batch_with_one_producer(app, factory, monkey
     producers.clear()
     jobs.publish(1, "outside-a-tick", jobs.TASK_SYNC)
     assert producers == [None]  # elsewhere: the pool's producer per publish, as before
+
+
+def _counting_ticks(monkeypatch) -> list[dict[str, int]]:
+    ticks: list[dict[str, int]] = []
+    original = schedule.dispatch_due
+
+    def counting(*args, **kwargs):
+        outcome = original(*args, **kwargs)
+        ticks.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(schedule, "dispatch_due", counting)
+    return ticks
+
+
+def test_a_full_batch_enqueues_the_next_tick_until_the_backlog_is_drained_once(app, factory, monkeypatch):
+    from integration_service.sync.tasks import dispatch_due_syncs
+
+    monkeypatch.setitem(app.config, "SCHEDULER_BATCH_SIZE", 3)
+    sent: list[int] = []
+    monkeypatch.setattr(jobs, "publish", lambda event_id, task_id, task: sent.append(event_id))
+    ids = {due_integration(factory).id for _ in range(7)}
+    ticks = _counting_ticks(monkeypatch)
+
+    app.extensions["celery"].tasks[dispatch_due_syncs.name].delay()  # eager: follow-ups run inside it
+
+    assert [tick["dispatched"] for tick in ticks] == [3, 3, 1]  # the short third batch ends the chain
+    events = db.session.scalars(db.select(SyncEvent)).all()
+    assert {event.integration_id for event in events} == ids and len(events) == 7
+    assert sorted(sent) == sorted(event.id for event in events)  # each published once
+
+
+def test_a_batch_that_is_not_full_is_not_followed_up(app, factory, monkeypatch):
+    from integration_service.sync.tasks import dispatch_due_syncs
+
+    monkeypatch.setitem(app.config, "SCHEDULER_BATCH_SIZE", 3)
+    monkeypatch.setattr(jobs, "publish", lambda event_id, task_id, task: None)
+    for _ in range(2):
+        due_integration(factory)
+    ticks = _counting_ticks(monkeypatch)
+
+    app.extensions["celery"].tasks[dispatch_due_syncs.name].delay()
+    assert [tick["dispatched"] for tick in ticks] == [2]
+
+    ticks.clear()
+    for _ in range(3):
+        due_integration(factory)
+    app.extensions["celery"].tasks[dispatch_due_syncs.name].delay()
+    assert [tick["due"] for tick in ticks] == [3, 0]  # exactly full: one look more, which finds none
+
+
+def test_a_tick_whose_broker_is_down_leaves_no_queued_job_and_does_not_follow_up(app, factory, database_url):
+    ids = [due_integration(factory).id for _ in range(2)]
+    db.session.remove()
+    ticks: list[dict[str, int]] = []
+    original = schedule.dispatch_due
+
+    def counting(*args, **kwargs):
+        ticks.append(original(*args, **kwargs))
+        return ticks[-1]
+
+    with dead_broker_app(app, database_url, SCHEDULER_BATCH_SIZE=2) as broken, broken.app_context():
+        task = broken.extensions["celery"].tasks["integration.dispatch_due_syncs"]
+        schedule.dispatch_due = counting
+        try:
+            task.run()  # the task's body, in this process, against the dead broker
+        finally:
+            schedule.dispatch_due = original
+        db.session.remove()
+
+    # One tick: both claimed, neither sent; no queued row (no lock) left; both due again for the
+    # next beat tick, not retried in a loop against the dead broker.
+    assert ticks == [{"due": 2, "dispatched": 0, "skipped_locked": 0}]
+    assert db.session.scalar(db.select(db.func.count(SyncEvent.id))) == 0
+    due_again = db.select(db.func.count(SiteIntegration.id)).where(
+        SiteIntegration.id.in_(ids), SiteIntegration.next_sync_at <= utcnow()
+    )
+    assert db.session.scalar(due_again) == 2
+
+
+def test_a_tick_counts_its_dispatches_in_one_metrics_write_per_kind(app, factory, monkeypatch):
+    from integration_service import metrics
+
+    monkeypatch.setattr(jobs, "publish", lambda event_id, task_id, task: None)
+    recorded: list[tuple] = []
+    monkeypatch.setattr(metrics, "record_dispatched", lambda *args: recorded.append(args))
+    for _ in range(4):
+        due_integration(factory)
+
+    assert schedule.dispatch_due()["dispatched"] == 4
+    assert recorded == [("incremental", 4)]
