@@ -101,13 +101,24 @@ def enqueue(event: RecordedJob, task_name: str) -> None:
     try:
         publish(event.id, event.task_id, task_name)
     except Exception as exc:
-        if current_app.config["CELERY"].get("task_always_eager"):
+        if _eager():
             raise  # eager mode: the task itself failed, not the broker
-        logger.warning("could not enqueue %s for event %s: %s", task_name, event.id, type(exc).__name__)
-        db.session.rollback()
-        db.session.execute(db.delete(SyncEvent).where(SyncEvent.id == event.id))
-        db.session.commit()
-        raise QueueUnavailable() from exc
+        raise _unrecord_unsent([event], task_name, exc) from exc
+
+
+def _eager() -> bool:
+    return bool(current_app.config["CELERY"].get("task_always_eager"))
+
+
+def _unrecord_unsent(events: Sequence[RecordedJob], task_name: str, exc: Exception) -> QueueUnavailable:
+    """The broker did not take these jobs' tasks: delete their recorded events (no ``queued``
+    row, no held lock left behind); returns the QueueUnavailable (503) to raise."""
+    ids = [event.id for event in events]
+    logger.warning("could not enqueue %s for events %s: %s", task_name, ids, type(exc).__name__)
+    db.session.rollback()
+    db.session.execute(db.delete(SyncEvent).where(SyncEvent.id.in_(ids)))
+    db.session.commit()
+    return QueueUnavailable()
 
 
 # The producer that ``publish`` sends with inside ``enqueue_all`` (None: one from the pool per task).
@@ -132,13 +143,9 @@ def enqueue_all(events: Sequence[RecordedJob], task_name: str) -> None:
             finally:
                 _PRODUCER.reset(token)
     except Exception as exc:
-        if current_app.config["CELERY"].get("task_always_eager"):
+        if _eager():
             raise  # eager mode: a task itself failed, not the broker
-        logger.warning("could not enqueue %d %s tasks: %s", len(events), task_name, type(exc).__name__)
-        db.session.rollback()
-        db.session.execute(db.delete(SyncEvent).where(SyncEvent.id.in_([event.id for event in events])))
-        db.session.commit()
-        raise QueueUnavailable() from exc
+        raise _unrecord_unsent(events, task_name, exc) from exc
 
 
 def publish(event_id: int, task_id: str | None, task_name: str) -> None:

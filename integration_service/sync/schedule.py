@@ -363,8 +363,8 @@ def dispatch_due(now: datetime | None = None, limit: int | None = None) -> dict[
     db.session.commit()  # releases the row locks; the jobs are visible before their tasks arrive
 
     dispatched: Counter[str] = Counter()  # by kind: one metrics write per kind, not per job
+    refs = [_EventRef(event_id, rows[integration_id]["task_id"]) for integration_id, event_id in locked.items()]
     try:
-        refs = [_EventRef(event_id, rows[integration_id]["task_id"]) for integration_id, event_id in locked.items()]
         jobs.enqueue_all(refs, jobs.SYNC.task)
     except QueueUnavailable:
         # enqueue_all removed the queued rows (releasing the locks): due again on the next tick.

@@ -512,23 +512,16 @@ def test_a_batch_that_is_not_full_is_not_followed_up(app, factory, monkeypatch):
     assert [tick["due"] for tick in ticks] == [3, 0]  # exactly full: one look more, which finds none
 
 
-def test_a_tick_whose_broker_is_down_leaves_no_queued_job_and_does_not_follow_up(app, factory, database_url):
+def test_a_tick_whose_broker_is_down_leaves_no_queued_job_and_does_not_follow_up(
+    app, factory, database_url, monkeypatch
+):
     ids = [due_integration(factory).id for _ in range(2)]
     db.session.remove()
-    ticks: list[dict[str, int]] = []
-    original = schedule.dispatch_due
-
-    def counting(*args, **kwargs):
-        ticks.append(original(*args, **kwargs))
-        return ticks[-1]
+    ticks = _counting_ticks(monkeypatch)
 
     with dead_broker_app(app, database_url, SCHEDULER_BATCH_SIZE=2) as broken, broken.app_context():
         task = broken.extensions["celery"].tasks["integration.dispatch_due_syncs"]
-        schedule.dispatch_due = counting
-        try:
-            task.run()  # the task's body, in this process, against the dead broker
-        finally:
-            schedule.dispatch_due = original
+        task.run()  # the task's body, in this process, against the dead broker
         db.session.remove()
 
     # One tick: both claimed, neither sent; no queued row (no lock) left; both due again for the
