@@ -311,6 +311,9 @@ class Content(TimestampMixin, Model):
 
     __table_args__ = (
         UniqueConstraint("site_id", "content_type", "external_id"),
+        # A webhook names a post by its WordPress id, its type optional (ids are unique across a
+        # site's post types): without this index each delivery read every content row of its site.
+        Index("ix_contents_site_external_id", "site_id", "external_id"),
         Index("ix_contents_site_external_status", "site_id", "external_status"),
         Index("ix_contents_site_status", "site_id", "status"),
     )

@@ -78,6 +78,34 @@ def test_a_replayed_delivery_is_still_a_duplicate_and_applies_nothing(client, fa
     assert db.session.get(Content, content.id).external_status == "publish"
 
 
+@pytest.mark.parametrize("with_type", [True, False], ids=["post_type given", "no post_type"])
+def test_a_delivery_finds_its_content_by_post_id_without_reading_the_sites_other_rows(app, factory, site, with_type):
+    """The lookup by WordPress post id probes (site_id, external_id); before that index it read
+    every content row of the site (or the whole table) on each delivery."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    from sqlalchemy.dialects import postgresql
+
+    from integration_service.services import webhooks
+
+    rows = [
+        {"site_id": site.id, "content_type": "post", "external_id": str(i), "source": "wordpress"} for i in range(3000)
+    ]
+    db.session.execute(db.insert(Content), rows)
+    db.session.commit()
+    db.session.execute(db.text("ANALYZE contents"))
+    query = webhooks._BY_POST_OF_TYPE if with_type else webhooks._BY_POST
+    params = {"site_id": site.id, "post_id": "2999", "post_type": "post"}
+    compiled = query.compile(dialect=postgresql.dialect())
+    explain = db.session.connection().exec_driver_sql(
+        f"EXPLAIN (ANALYZE, FORMAT TEXT) {compiled}", {**compiled.params, **params}
+    )
+    plan = "\n".join(r[0] for r in explain)
+    db.session.rollback()
+    assert "ix_contents_site_external_id" in plan, plan
+    assert "Rows Removed by Filter" not in plan and "Seq Scan on contents" not in plan, plan
+
+
 def test_sync_status_does_not_decrypt_credentials(api_client_for, factory, account, site, decryptions):
     integration_id = factory.integration(site).id
     viewer = api_client_for(factory.user(account, role="viewer"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g, jsonify, request
 from marshmallow import Schema
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -118,6 +118,13 @@ def _verified(schema: Schema) -> tuple[WebhookService, VerifiedDelivery, dict[st
     return service, delivery, _load(schema, body)
 
 
+def _answer(result: dict[str, Any]) -> Response:
+    """The WebhookResultSchema answer, written out: its five fields are plain strings and ints
+    (or null) that the schema's dump returns unchanged, and a Response passes through
+    @blp.response as it is (the schema still documents it)."""
+    return jsonify(result)
+
+
 @blp.route("/status/", methods=["POST"])
 @blp.doc(
     security=SECURITY,
@@ -131,7 +138,7 @@ def status_webhook():
     service, delivery, payload = _verified(STATUS_BODY)
     result = service.receive_status(delivery, payload)
     g.webhook_outcome = result["status"]
-    return result
+    return _answer(result)
 
 
 @blp.route("/metadata/", methods=["POST"])
@@ -147,4 +154,4 @@ def metadata_webhook():
     service, delivery, payload = _verified(METADATA_BODY)
     result = service.receive_metadata(delivery, payload)
     g.webhook_outcome = result["status"]
-    return result
+    return _answer(result)

@@ -101,8 +101,12 @@ _CONTENT_COLUMN = {"meta": "metadata"}
 
 def _locked_query(*where: Any, order_by: tuple[Any, ...] = ()) -> Executable:
     """The Content row ``FOR UPDATE`` (of the content row only), with the site's WordPress
-    integration (id, last_webhook_at) in the same round trip for ``_record``."""
+    integration (id, last_webhook_at) in the same round trip for ``_record``: one outer join
+    (a site has at most one integration per platform), not a subquery per column."""
     c = _contents.c
+    wordpress = _contents.outerjoin(
+        _integrations, (_integrations.c.site_id == c.site_id) & (_integrations.c.platform == "wordpress")
+    )
     query = (
         db.select(
             c.id,
@@ -113,9 +117,10 @@ def _locked_query(*where: Any, order_by: tuple[Any, ...] = ()) -> Executable:
             c.webhook_modified_gmt,
             c.last_synced_at,
             c["metadata"].label("meta"),
-            db.select(_integrations.c.id).where(*_WORDPRESS).scalar_subquery().label("integration_id"),
-            db.select(_integrations.c.last_webhook_at).where(*_WORDPRESS).scalar_subquery().label("last_webhook"),
+            _integrations.c.id.label("integration_id"),
+            _integrations.c.last_webhook_at.label("last_webhook"),
         )
+        .select_from(wordpress)
         .where(*where)
         .with_for_update(of=_contents)
     )

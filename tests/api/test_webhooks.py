@@ -338,6 +338,29 @@ def test_replayed_webhook_id_is_applied_once(client, site, integration, content)
     assert [e.details["outcome"] for e in events()] == ["applied", "duplicate"]
 
 
+def test_every_outcome_answers_exactly_what_the_result_schema_dumps(client, factory, site, integration, content):
+    """The views write the answer out (``_answer``); it must stay the schema's JSON."""
+    from integration_service.schemas import WebhookResultSchema
+
+    schema = WebhookResultSchema()
+    answers = [
+        deliver(client, STATUS, site.plain_api_key, status_payload(content, "trash", T2), webhook_id="msg_a"),
+        deliver(client, STATUS, site.plain_api_key, status_payload(content, "draft", T2), webhook_id="msg_a"),
+        deliver(client, STATUS, site.plain_api_key, status_payload(content, "publish", T1), webhook_id="msg_b"),
+        deliver(client, METADATA, site.plain_api_key, {"post_id": 42, "metadata": {"tags": ["x"]}}),
+    ]
+    bare = factory.site(factory.account())
+    factory.content(bare, external_id="7")
+    answers.append(deliver(client, STATUS, bare.plain_api_key, {"post_id": 7, "post_status": "publish"}))
+    bodies = [answer.get_json() for answer in answers]
+    assert [b["status"] for b in bodies] == ["applied", "duplicate", "ignored", "applied", "applied"]
+    assert bodies[-1]["sync_event_id"] is None  # no integration, no event: null, not missing
+    for answer, body in zip(answers, bodies, strict=True):
+        assert answer.status_code == 200 and answer.mimetype == "application/json"
+        assert body == schema.dump(body) and set(body) == set(schema.fields), body
+        assert schema.validate(body) == {}, body
+
+
 def test_same_webhook_id_on_another_site_is_not_a_duplicate(client, factory, account, site, integration, content):
     other_site = factory.site(account)
     other_content = factory.content(other_site, external_id="42")
