@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 MAX_PER_PAGE = 100  # WordPress caps per_page at 100
 LEAN_FIELDS = ("modified_gmt",)  # with "id", always requested
+# A scan holds at most this many pages per allowed request (in flight, queued or fetched and not
+# yet taken), so memory stays bounded while the caller stores a page: 2 x 100 posts per request.
+PAGES_AHEAD_PER_REQUEST = 2
 # A WordPress clock slightly behind ours must not hide the post from the lookup's window.
 LOOKUP_SLACK = timedelta(minutes=5)
 INDEX_FIELDS = "name,description,url,home,gmt_offset,timezone_string,namespaces,authentication"
@@ -514,17 +517,27 @@ class WordPressClient:
             return
         if total_pages <= start_page:
             return
-        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="wp-pages") as pool:
+        concurrency = max(1, concurrency)
+        # Pages requested ahead of the caller: ``concurrency`` in flight (the pool's threads) and
+        # as many more queued or fetched and waiting. While the caller stores a page the threads
+        # go on fetching, so the site stays busy; counting fetched pages against the in-flight
+        # limit left it idle for every page the caller stored.
+        ahead = PAGES_AHEAD_PER_REQUEST * concurrency
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="wp-pages") as pool:
             pending: dict[int, Future[PostPage | None]] = {}
-            next_page = start_page + 1
+            later = iter(range(start_page + 1, total_pages + 1))
+
+            def request_ahead() -> None:
+                while len(pending) < ahead and (number := next(later, None)) is not None:
+                    pending[number] = pool.submit(
+                        self._page_or_error, content_type, number, per_page, modified_after, incremental, fields
+                    )
+
             try:
+                request_ahead()
                 for number in range(start_page + 1, total_pages + 1):
-                    while next_page <= total_pages and len(pending) < max(1, concurrency):
-                        pending[next_page] = pool.submit(
-                            self._page_or_error, content_type, next_page, per_page, modified_after, incremental, fields
-                        )
-                        next_page += 1
                     fetched = pending.pop(number).result()
+                    request_ahead()  # before handing the page over: the caller's time is fetch time
                     if fetched is None:  # the collection shrank during the scan
                         return
                     yield fetched

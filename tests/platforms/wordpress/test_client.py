@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -120,6 +123,41 @@ def test_pages_walks_every_page(wp: responses.RequestsMock) -> None:
         )
     ids = [post.external_id for page in make_client().pages("post", per_page=1, concurrency=2) for post in page.posts]
     assert ids == ["1", "2", "3"]
+
+
+def test_pages_go_on_fetching_while_the_caller_stores_a_page(wp: responses.RequestsMock) -> None:
+    """With a slow caller, the scan keeps ``concurrency`` requests going (never more) until
+    PAGES_AHEAD_PER_REQUEST x concurrency pages wait, instead of idling the site."""
+    from integration_service.platforms.wordpress.client import PAGES_AHEAD_PER_REQUEST
+
+    lock = threading.Lock()
+    fetched: list[int] = []
+    in_flight = [0, 0]  # now, most at once
+
+    def page(request: Any) -> tuple[int, dict[str, str], str]:
+        number = int(parse_qs(urlsplit(request.url).query)["page"][0])
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        time.sleep(0.02)
+        with lock:
+            in_flight[0] -= 1
+            fetched.append(number)
+        return 200, {"X-WP-Total": "12", "X-WP-TotalPages": "12"}, json.dumps([wp_post(number)])
+
+    wp.add_callback(responses.GET, f"{API}/posts", callback=page)
+    concurrency = 2
+    scan = make_client().pages("post", per_page=1, concurrency=concurrency)
+    assert next(scan).number == 1 and next(scan).number == 2
+    # The caller is busy with page 2: the pages after it are fetched meanwhile, up to the cap.
+    ahead = PAGES_AHEAD_PER_REQUEST * concurrency
+    deadline = time.monotonic() + 5
+    while len(fetched) < 2 + ahead and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert sorted(fetched) == list(range(1, 3 + ahead))
+    assert [p.number for p in scan] == list(range(3, 13))
+    assert sorted(fetched) == list(range(1, 13)) and in_flight[1] == concurrency
 
 
 def test_rest_base_comes_from_the_types_endpoint(wp: responses.RequestsMock) -> None:
