@@ -444,6 +444,16 @@ def pg_connect() -> Any:
     return psycopg.connect(BENCH_DATABASE_URL)
 
 
+def vacuum_analyze() -> None:
+    """VACUUM and ANALYZE the freshly loaded bench database, so that autovacuum does not pick
+    the loaded tables up in the middle of a measured phase (a table just given 100k rows is
+    due within its one-minute nap) and the planner has statistics, as on a live database."""
+    import psycopg
+
+    with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+
+
 def start_gunicorn(name: str = "gunicorn", workers: int = WEB_WORKERS, port: int | None = None) -> tuple[Proc, str]:
     port = port or free_port()
     proc = start_process(

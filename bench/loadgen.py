@@ -178,6 +178,7 @@ async def _open_loop(
             "max": latencies[-1] if latencies else None,
         },
         "answered": answered,
+        "latencies_ms": latencies,
     }
 
 
@@ -187,6 +188,59 @@ def run_open_loop(
     """Start ``rate`` requests per second for ``duration`` seconds; latency is measured from
     each request's due time."""
     return asyncio.run(_open_loop(base_url, reqs, rate, duration, max_in_flight, timeout))
+
+
+# The fixed-rate phase of each HTTP benchmark is split into this many interleaved rounds.
+LATENCY_ROUNDS = 3
+
+
+def interleaved_open_loop(
+    base_url: str,
+    phases: Sequence[tuple[str, Callable[[int, int], Sequence[Req]]]],
+    rate: float,
+    duration: float,
+    rounds: int = LATENCY_ROUNDS,
+) -> dict[str, dict[str, Any]]:
+    """The fixed-rate latency runs of several routes, interleaved like the sustained ones:
+    ``rounds`` runs of ``duration / rounds`` seconds each, A B C A B C ..., so a passing event on
+    a shared machine (a checkpoint, another process) lands on every route alike instead of on
+    whichever ran at that moment. ``phases`` maps a label to a function giving ``count`` requests
+    for its ``round``-th run. Returns one result per label: percentiles over every request of its
+    runs together, with each run's p99 and its answers (webhook-id -> status) merged."""
+    slice_seconds = duration / rounds
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _make in phases}
+    for round_no in range(rounds):
+        for label, make in phases:
+            count = int(rate * slice_seconds) + 10
+            runs[label].append(run_open_loop(base_url, make(count, round_no), rate, slice_seconds))
+    merged: dict[str, dict[str, Any]] = {}
+    for label, items in runs.items():
+        latencies = sorted(x for r in items for x in r.pop("latencies_ms"))
+        statuses: Counter[str] = Counter()
+        answered: dict[str, int] = {}
+        for r in items:
+            statuses.update(r["statuses"])
+            answered.update(r.pop("answered"))
+        seconds = sum(r["seconds"] for r in items)
+        sent = sum(r["sent"] for r in items)
+        merged[label] = {
+            "offered_rate": rate,
+            "sent": sent,
+            "dropped_over_in_flight_cap": sum(r["dropped_over_in_flight_cap"] for r in items),
+            "seconds": seconds,
+            "achieved_rate": sent / seconds if seconds else None,
+            "statuses": dict(statuses),
+            "latency_ms": {
+                "p50": percentile(latencies, 50),
+                "p90": percentile(latencies, 90),
+                "p99": percentile(latencies, 99),
+                "max": latencies[-1] if latencies else None,
+            },
+            "p99_ms_per_run": [r["latency_ms"]["p99"] for r in items],
+            "runs": items,
+            "answered": answered,
+        }
+    return merged
 
 
 async def _burst(base_url: str, reqs: Sequence[Req], concurrency: int, timeout: float) -> dict[str, Any]:
@@ -261,6 +315,16 @@ THREE_WAY_HEADERS = [
     "CPU ms/req redis",
     "service / floor",
 ]
+
+
+def p99_per_round_line(fixed: dict[str, dict[str, Any]], labels: Sequence[tuple[str, str]]) -> str:
+    """One line under a three-way table: each route's p99 in each interleaved round (the table's
+    p99 is over all rounds' requests together)."""
+    parts = [
+        f"{label} " + " / ".join(f"{p:.1f}" for p in fixed[key].get("p99_ms_per_run", []) if p is not None)
+        for key, label in labels
+    ]
+    return "p99 ms per interleaved round: " + "; ".join(parts)
 
 
 def three_way_rows(

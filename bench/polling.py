@@ -14,7 +14,16 @@ from typing import Any
 
 from . import common
 from .common import CPU_PER_REQUEST_HEADERS, cpu_per_request_rows, log, print_table, ratio, write_result
-from .loadgen import THREE_WAY_HEADERS, Req, interleaved_wrk, run_open_loop, three_way_rows
+from .loadgen import (
+    LATENCY_ROUNDS,
+    THREE_WAY_HEADERS,
+    Req,
+    interleaved_open_loop,
+    interleaved_wrk,
+    p99_per_round_line,
+    run_open_loop,
+    three_way_rows,
+)
 
 INTEGRATIONS = 1000
 EVENTS_PER_INTEGRATION = 100
@@ -85,9 +94,9 @@ def setup_data() -> tuple[common.Tenant, list[int]]:
         )
         conn.execute("UPDATE site_integrations SET sync_status = 'syncing' WHERE id % 10 = 0")
         conn.commit()
-        conn.execute("ANALYZE")
         ids = [r[0] for r in conn.execute("SELECT id FROM site_integrations ORDER BY id").fetchall()]
         events = conn.execute("SELECT count(*) FROM sync_events").fetchone()[0]
+    common.vacuum_analyze()
     log(f"polling data: {len(ids)} integrations, {events} sync events")
     return tenant, ids
 
@@ -138,13 +147,21 @@ def run(quick: bool) -> dict[str, Any]:
         st = sustained["service"]
 
         offered = max(1.0, st["rate"] / 2)
-        log(f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s, each route")
-        count = int(offered * latency_duration) + 10
-        fixed = {
-            "service": run_open_loop(base, status_requests(tenant, ids, count), offered, latency_duration),
-            "floor": run_open_loop(base, floor_requests(tenant, ids, count), offered, latency_duration),
-            "trivial": run_open_loop(base, trivial * count, offered, latency_duration),
-        }
+        log(
+            f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s each route,"
+            f" interleaved in {LATENCY_ROUNDS} rounds"
+        )
+        fixed = interleaved_open_loop(
+            base,
+            [
+                ("service", lambda count, _n: status_requests(tenant, ids, count)),
+                ("floor", lambda count, _n: floor_requests(tenant, ids, count)),
+                ("trivial", lambda count, _n: trivial * count),
+            ],
+            offered,
+            latency_duration,
+            rounds=LATENCY_ROUNDS,
+        )
         sl = fixed["service"]
     finally:
         gunicorn.stop()
@@ -165,6 +182,7 @@ def run(quick: bool) -> dict[str, Any]:
             ],
         ),
     )
+    print(p99_per_round_line(fixed, [("trivial", "trivial"), ("floor", "floor"), ("service", "service")]))
     print_table(
         "CPU milliseconds per answered request during the sustained runs, by process",
         CPU_PER_REQUEST_HEADERS,

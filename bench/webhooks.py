@@ -25,7 +25,17 @@ from typing import Any
 
 from . import common
 from .common import CPU_PER_REQUEST_HEADERS, cpu_per_request_rows, log, print_table, ratio, write_result
-from .loadgen import THREE_WAY_HEADERS, Req, interleaved_wrk, run_burst, run_open_loop, three_way_rows
+from .loadgen import (
+    LATENCY_ROUNDS,
+    THREE_WAY_HEADERS,
+    Req,
+    interleaved_open_loop,
+    interleaved_wrk,
+    p99_per_round_line,
+    run_burst,
+    run_open_loop,
+    three_way_rows,
+)
 
 WEBHOOK_PATH = "/api/v1/integration/webhooks/wordpress/status/"
 FLOOR_PATH = "/floor/webhook"
@@ -104,6 +114,7 @@ def setup_data() -> dict[str, Any]:
             ],
         )
         db.session.commit()
+    common.vacuum_analyze()
     return site
 
 
@@ -164,15 +175,24 @@ def run(quick: bool) -> dict[str, Any]:
         sustained_db = {n: applied_counts(f"sustained{n}") for n in range(2)}
 
         offered = max(1.0, wh["rate"] / 2)
-        log(f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s, each route")
-        count = int(offered * latency_duration) + 10
-        fixed = {
-            "service": run_open_loop(base, signed_requests(api_key, count, "fixed"), offered, latency_duration),
-            "floor": run_open_loop(
-                base, floor_requests(signed_requests(api_key, count, "fixedfloor")), offered, latency_duration
-            ),
-            "trivial": run_open_loop(base, trivial * count, offered, latency_duration),
-        }
+        log(
+            f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s each route,"
+            f" interleaved in {LATENCY_ROUNDS} rounds"
+        )
+        fixed = interleaved_open_loop(
+            base,
+            [
+                ("service", lambda count, n: signed_requests(api_key, count, "fixed", start=n * 1_000_000)),
+                (
+                    "floor",
+                    lambda count, n: floor_requests(signed_requests(api_key, count, "fixedfloor", start=n * 1_000_000)),
+                ),
+                ("trivial", lambda count, _n: trivial * count),
+            ],
+            offered,
+            latency_duration,
+            rounds=LATENCY_ROUNDS,
+        )
         wl = fixed["service"]
         fixed_db = applied_counts("fixed")
 
@@ -238,6 +258,7 @@ def run(quick: bool) -> dict[str, Any]:
             ]
         ],
     )
+    print(p99_per_round_line(fixed, [("trivial", "trivial"), ("floor", "floor"), ("service", "service")]))
     print_table(
         "CPU milliseconds per answered request during the sustained runs, by process",
         CPU_PER_REQUEST_HEADERS,
