@@ -444,14 +444,17 @@ def pg_connect() -> Any:
     return psycopg.connect(BENCH_DATABASE_URL)
 
 
-def vacuum_analyze() -> None:
-    """VACUUM and ANALYZE the freshly loaded bench database, so that autovacuum does not pick
-    the loaded tables up in the middle of a measured phase (a table just given 100k rows is
-    due within its one-minute nap) and the planner has statistics, as on a live database."""
+def settle_database() -> None:
+    """VACUUM, ANALYZE and CHECKPOINT the bench database after a phase that wrote many rows
+    (loading the data, a sustained run of webhook deliveries), so that the autovacuum and the
+    checkpoint that writing makes due do not land in the middle of the next measured phase (a
+    table just given 100k rows is due within autovacuum's one-minute nap), and the planner has
+    statistics, as on a live database."""
     import psycopg
 
     with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
 
 
 def start_gunicorn(name: str = "gunicorn", workers: int = WEB_WORKERS, port: int | None = None) -> tuple[Proc, str]:

@@ -114,7 +114,7 @@ def setup_data() -> dict[str, Any]:
             ],
         )
         db.session.commit()
-    common.vacuum_analyze()
+    common.settle_database()
     return site
 
 
@@ -175,6 +175,7 @@ def run(quick: bool) -> dict[str, Any]:
         sustained_db = {n: applied_counts(f"sustained{n}") for n in range(2)}
 
         offered = max(1.0, wh["rate"] / 2)
+        common.settle_database()  # no autovacuum or checkpoint due from the sustained runs' writes
         log(
             f"latency at a fixed offered rate of {offered:.0f}/s for {latency_duration}s each route,"
             f" interleaved in {LATENCY_ROUNDS} rounds"

@@ -361,6 +361,25 @@ def test_every_outcome_answers_exactly_what_the_result_schema_dumps(client, fact
         assert schema.validate(body) == {}, body
 
 
+def test_applied_deliveries_log_at_debug_and_the_unusual_outcomes_at_info(client, site, integration, content, caplog):
+    caplog.set_level("DEBUG", logger="integration_service.services.webhooks")
+
+    def lines(level: str) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "integration_service.services.webhooks" and r.levelname == level
+        ]
+
+    deliver(client, STATUS, site.plain_api_key, status_payload(content, "trash", T2), webhook_id="msg_new")
+    assert lines("INFO") == [] and any("msg_new" in line and "applied" in line for line in lines("DEBUG"))
+    deliver(client, STATUS, site.plain_api_key, status_payload(content, "publish", T1), webhook_id="msg_old")
+    deliver(client, STATUS, site.plain_api_key, status_payload(content, "draft", T2), webhook_id="msg_new")
+    info = lines("INFO")
+    assert any("msg_old" in line and "ignored" in line for line in info), info
+    assert any("msg_new" in line and "duplicate" in line for line in info), info
+
+
 def test_same_webhook_id_on_another_site_is_not_a_duplicate(client, factory, account, site, integration, content):
     other_site = factory.site(account)
     other_content = factory.content(other_site, external_id="42")
