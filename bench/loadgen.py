@@ -57,6 +57,16 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
     return sorted_values[k]
 
 
+def latency_summary(sorted_latencies: Sequence[float]) -> dict[str, float | None]:
+    """p50 / p90 / p99 / max of latencies sorted ascending (ms)."""
+    return {
+        "p50": percentile(sorted_latencies, 50),
+        "p90": percentile(sorted_latencies, 90),
+        "p99": percentile(sorted_latencies, 99),
+        "max": sorted_latencies[-1] if sorted_latencies else None,
+    }
+
+
 def run_wrk(
     base_url: str, reqs: Sequence[Req], duration: float, name: str, threads: int = 2, connections: int = 8
 ) -> dict[str, Any]:
@@ -171,12 +181,7 @@ async def _open_loop(
         "seconds": elapsed,
         "achieved_rate": len(tasks) / elapsed if elapsed else None,
         "statuses": dict(statuses),
-        "latency_ms": {
-            "p50": percentile(latencies, 50),
-            "p90": percentile(latencies, 90),
-            "p99": percentile(latencies, 99),
-            "max": latencies[-1] if latencies else None,
-        },
+        "latency_ms": latency_summary(latencies),
         "answered": answered,
         "latencies_ms": latencies,
     }
@@ -208,10 +213,10 @@ def interleaved_open_loop(
     for its ``round``-th run. Returns one result per label: percentiles over every request of its
     runs together, with each run's p99 and its answers (webhook-id -> status) merged."""
     slice_seconds = duration / rounds
+    count = int(rate * slice_seconds) + 10
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _make in phases}
     for round_no in range(rounds):
         for label, make in phases:
-            count = int(rate * slice_seconds) + 10
             runs[label].append(run_open_loop(base_url, make(count, round_no), rate, slice_seconds))
     merged: dict[str, dict[str, Any]] = {}
     for label, items in runs.items():
@@ -230,12 +235,7 @@ def interleaved_open_loop(
             "seconds": seconds,
             "achieved_rate": sent / seconds if seconds else None,
             "statuses": dict(statuses),
-            "latency_ms": {
-                "p50": percentile(latencies, 50),
-                "p90": percentile(latencies, 90),
-                "p99": percentile(latencies, 99),
-                "max": latencies[-1] if latencies else None,
-            },
+            "latency_ms": latency_summary(latencies),
             "p99_ms_per_run": [r["latency_ms"]["p99"] for r in items],
             "runs": items,
             "answered": answered,
