@@ -107,10 +107,11 @@ class Config:
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'integration_service.sqlite'}")
     )
-    # No pre-ping: it costs a round trip on every checkout. Connections are recycled before
-    # PostgreSQL or a proxy drops idle ones, and a connection found dead mid-request invalidates
-    # the pool (SQLAlchemy's disconnect handling) and answers 503 database_unavailable (errors.py),
-    # so only the requests already holding a dead connection fail, with a retryable error.
+    # No pre-ping: it costs a round trip on every checkout. A pooled connection the server closed
+    # (a PostgreSQL restart, a proxy timeout) is found by a poll() of its socket at checkout and
+    # replaced before use (integration_service/dbpool.py), and connections are recycled before
+    # PostgreSQL or a proxy drops idle ones. While the database is unreachable every request that
+    # needs it answers 503 database_unavailable with Retry-After (errors.py).
     SQLALCHEMY_ENGINE_OPTIONS: dict = {
         "pool_pre_ping": False,
         "pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
@@ -126,6 +127,11 @@ class Config:
     JWT_ISSUER = "integration-service"
 
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    # Short timeouts: a Redis that hangs must not hold requests. While it is unreachable the
+    # limits are counted in each process's memory (ratelimit.py), and Redis is tried again
+    # this often.
+    RATELIMIT_STORAGE_OPTIONS: dict = {"socket_timeout": 1, "socket_connect_timeout": 1}
+    RATELIMIT_STORAGE_RETRY_SECONDS = float(os.environ.get("RATELIMIT_STORAGE_RETRY_SECONDS", "5"))
     RATELIMIT_INTEGRATION = os.environ.get("RATELIMIT_INTEGRATION", "300/minute")
     RATELIMIT_ONBOARDING_IP = os.environ.get("RATELIMIT_ONBOARDING_IP", "20/minute")
     RATELIMIT_ONBOARDING_SITE = os.environ.get("RATELIMIT_ONBOARDING_SITE", "10/minute")

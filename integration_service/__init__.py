@@ -13,7 +13,7 @@ from flask.sessions import SessionInterface
 from .api.base import rest_api
 from .crypto import SecretBox
 from .extensions import db, limiter, migrate
-from .inputs import IdConverter
+from .inputs import IdConverter, reject_encoded_ids
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     # default cookie session built a signing serializer on every request to find no cookie.
     app.session_interface = CookielessSessions()
     app.url_map.strict_slashes = False
+    # ``//`` in a path is not a path of ours (404), rather than an HTML 308 to the merged one.
+    app.url_map.merge_slashes = False
     app.url_map.converters["id"] = IdConverter
     hops = int(app.config["PROXY_FIX_HOPS"])
     if hops:
@@ -65,9 +67,17 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     app.extensions["secret_box"] = SecretBox(app.config["ENCRYPTION_KEYS"])
 
     db.init_app(app)
+    from . import dbpool
+
+    with app.app_context():
+        for engine in db.engines.values():
+            dbpool.install(engine)  # dead pooled connections are replaced before use
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
     _register_request_hooks(app)  # before the limiter: limits are keyed by the caller
     limiter.init_app(app)
+    from .ratelimit import configure_fallback
+
+    configure_fallback(limiter.limiter, app)
     _register_retry_after_guard(app)  # after the limiter, so it runs before its header injection
     rest_api.init_app(app)
 
@@ -129,6 +139,8 @@ def _register_request_hooks(app: Flask) -> None:
     def assign_request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+
+    app.before_request(reject_encoded_ids)  # before any statement: a non-canonical id is a 404
 
     @app.before_request
     def require_json_body():

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify
 from marshmallow import Schema, ValidationError, fields
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from .extensions import limiter
@@ -120,7 +120,44 @@ class QueueUnavailable(ServiceError):
 class DatabaseUnavailable(ServiceError):
     status_code = 503
     code = "database_unavailable"
-    message = "The database connection was lost; try again."
+    message = "The database is unavailable; try again shortly."
+
+
+# Seconds a 503 asks the client to wait (Retry-After): a broker or database restart takes a few.
+RETRY_AFTER_UNAVAILABLE = 5
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or dropped the connection, as opposed to a statement the
+    database refused: a connection refused or reset, a server shutting down or starting up
+    (psycopg's OperationalError, SQLite's "database is locked"), a connection found dead (the
+    pool invalidated it), no pooled connection free in time. A retry can succeed."""
+    if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
+    return False
+
+
+class _Throttled:
+    """At most one WARNING every ``seconds`` for one recurring condition (an outage answers
+    every request with it), saying how many were not logged in between."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._next = 0.0
+        self._skipped = 0
+
+    def warning(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._skipped += 1
+            return
+        skipped, self._skipped, self._next = self._skipped, 0, now + self.seconds
+        logger.warning(message + " (%d more since the last such warning)", *args, skipped)
+
+
+_database_unavailable_log = _Throttled(5.0)
 
 
 def error_body(
@@ -158,6 +195,9 @@ def _validation_details(messages: Any) -> dict[str, Any]:
 
 def handle_service_error(exc: ServiceError):
     headers = dict(exc.headers)
+    if exc.status_code == 503:
+        # Every 503 of ours is temporary (queue, database): say when to come back.
+        headers.setdefault("Retry-After", str(RETRY_AFTER_UNAVAILABLE))
     if exc.status_code == 401:
         # RFC 9110: a 401 names the scheme the client should use.
         headers.setdefault("WWW-Authenticate", 'Bearer realm="integration-service"')
@@ -209,14 +249,23 @@ def _seconds_until_limit_resets() -> int:
 def handle_unexpected_error(exc: Exception):
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        # A connection that died while idle (database restart, proxy timeout): SQLAlchemy has
-        # invalidated the pool, so a retry gets a fresh connection.
-        logger.warning("database connection lost (request_id=%s); pool invalidated", getattr(g, "request_id", None))
+    if is_database_unavailable(exc):
+        # The database is down or restarting, or a connection died (SQLAlchemy has invalidated
+        # it, so a retry gets a fresh one): a retryable 503, never a 500.
+        _database_unavailable_log.warning(
+            "database unavailable (%s, request_id=%s): answered 503 database_unavailable",
+            type(getattr(exc, "orig", None) or exc).__name__,
+            getattr(g, "request_id", None),
+        )
         from .extensions import db
 
-        db.session.rollback()
-        return handle_service_error(DatabaseUnavailable(headers={"Retry-After": "1"}))
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection is gone; the session is reset anyway
+            db.session.remove()
+        # A connection found dead is replaced at once; a database that refuses takes longer.
+        invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+        return handle_service_error(DatabaseUnavailable(headers={"Retry-After": "1"} if invalidated else None))
     logger.exception("unhandled error (request_id=%s)", getattr(g, "request_id", None))
     return error_response(500, "internal_error", "An internal error occurred.")
 

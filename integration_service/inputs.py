@@ -2,8 +2,10 @@
 
 * ``DB_ID_MAX`` and ``id_in_range``: every id column is a 32-bit ``INTEGER``; a larger value
   cannot name a row, and sent to PostgreSQL it is an error, not "no row";
-* ``IdConverter`` (the ``<id:...>`` URL converter): an out-of-range path id does not match
-  the route, so it is a 404 like any id that does not exist;
+* ``IdConverter`` (the ``<id:...>`` URL converter): a path id is canonical, ASCII digits
+  without leading zeros, within range; anything else (``01``, ``+1``, ``١``, an out-of-range
+  number) does not match the route, so it is a 404 like any id that does not exist;
+* ``reject_encoded_ids``: a path id sent percent-encoded (``%31``, ``%2F1``) is a 404 too;
 * ``unstorable_text``: NUL and lone surrogates, which PostgreSQL text and UTF-8 cannot hold
   (the schemas refuse them, see ``schemas.common.InputSchema``).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import abort, request
 from werkzeug.routing import IntegerConverter
 
 # The range of PostgreSQL's INTEGER, the type of every id column (models.py).
@@ -30,10 +33,27 @@ def id_in_range(value: int) -> bool:
 
 
 class IdConverter(IntegerConverter):
-    """``<id:name>``: a positive integer that fits the id columns; anything else is a 404."""
+    """``<id:name>``: a positive integer that fits the id columns, written canonically; anything
+    else is a 404."""
+
+    # werkzeug's default is ``\d+``: leading zeros, and any Unicode digit (int() reads them).
+    regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, map: Any) -> None:
         super().__init__(map, min=1, max=DB_ID_MAX)
+
+
+def reject_encoded_ids() -> None:
+    """``before_request``: a route with an id answers 404 when its path was sent with
+    percent-encoded characters. The converter sees the decoded path (``%31`` is ``1`` there),
+    so this looks at the request line as sent (``RAW_URI``: gunicorn, werkzeug)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw or "%" not in raw.split("?", 1)[0]:
+        return
+    rule = request.url_rule
+    converters = getattr(rule, "_converters", None) or {}
+    if any(isinstance(converter, IdConverter) for converter in converters.values()):
+        abort(404)
 
 
 def id_converter_schema(converter: IdConverter) -> dict[str, Any]:

@@ -72,7 +72,21 @@ RATE_LIMITED = Definition(
 WEBHOOK_DELIVERIES = Definition(
     "integration_webhook_deliveries", "WordPress webhook deliveries received, by kind and outcome.", ("kind", "outcome")
 )
-RECORDED = (JOBS_FINISHED, JOB_DURATION, SCHEDULER_LAG, DISPATCHED, DISPATCH_SKIPPED, RATE_LIMITED, WEBHOOK_DELIVERIES)
+REDIS_FALLBACK = Definition(
+    "integration_redis_fallback",
+    "Operations served by in-process state because Redis was unreachable, by component.",
+    ("component",),
+)
+RECORDED = (
+    JOBS_FINISHED,
+    JOB_DURATION,
+    SCHEDULER_LAG,
+    DISPATCHED,
+    DISPATCH_SKIPPED,
+    RATE_LIMITED,
+    WEBHOOK_DELIVERIES,
+    REDIS_FALLBACK,
+)
 
 
 # ------------------------------------------------------------------------------ storage
@@ -109,6 +123,7 @@ class RedisStore:
         self._pending: dict[tuple[str, str], float] = {}
         self._pending_lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._failing = False  # one warning per outage, not one per flush
 
     def increment_soon(self, increments: list[tuple[str, str, float]]) -> None:
         """Add to this process's pending sums, sent in one pipeline within ``flush_seconds``
@@ -137,8 +152,24 @@ class RedisStore:
         try:
             self.increment([(key, field, amount) for (key, field), amount in pending.items()])
         except Exception as exc:  # noqa: BLE001 - kept for the next flush, never raised to the caller
-            logger.warning("could not send pending metrics (%s); kept for the next flush", type(exc).__name__)
+            self.send_failed(exc)
             self.increment_soon([(key, field, amount) for (key, field), amount in pending.items()])
+        else:
+            self.send_succeeded()
+
+    def send_failed(self, exc: BaseException) -> None:
+        # While Redis is away the sums stay in the process (bounded: one per label set) and are
+        # sent once it answers; saying so every second would flood the log.
+        if not self._failing:
+            self._failing = True
+            logger.warning(
+                "could not send metrics to Redis (%s); kept in the process until it answers", type(exc).__name__
+            )
+
+    def send_succeeded(self) -> None:
+        if self._failing:
+            self._failing = False
+            logger.info("metrics: Redis answers again; the counts kept meanwhile were sent")
 
     def forget_pending(self) -> None:
         """In a forked child: the parent's sums are the parent's to send (and its timer thread
@@ -212,10 +243,15 @@ def _field(labels: tuple[str, ...]) -> str:
 def _record(increments: list[tuple[str, str, float]]) -> None:
     if not has_app_context():
         return
+    target = store()
     try:
-        store().increment(increments)
+        target.increment(increments)
     except Exception as exc:  # noqa: BLE001 - metrics must never break the caller
-        logger.warning("could not record metrics (%s)", type(exc).__name__)
+        if isinstance(target, RedisStore):  # Redis is away: keep the counts, sent when it is back
+            target.send_failed(exc)
+            target.increment_soon(increments)
+        else:
+            logger.warning("could not record metrics (%s)", type(exc).__name__)
 
 
 def _inc(definition: Definition, *labels: str, amount: float = 1) -> None:
@@ -250,6 +286,12 @@ def record_rate_limited(site_id: int | None) -> None:
 
 def record_webhook_delivery(kind: str, outcome: str) -> None:
     _inc_soon(WEBHOOK_DELIVERIES, kind, outcome)
+
+
+def record_redis_fallback(component: str) -> None:
+    """One operation (a rate-limit check, a politeness slot) served in-process while Redis was
+    unreachable (``redis_fallback``); summed in the process and sent once Redis answers."""
+    _inc_soon(REDIS_FALLBACK, component)
 
 
 def observe_job(trigger: str, status: str, duration_seconds: float) -> None:
@@ -319,6 +361,14 @@ def _database_families() -> Iterator[Metric]:
     db.session.rollback()  # a scrape holds no transaction open
 
 
+def _store_up(up: bool) -> Metric:
+    return GaugeMetricFamily(
+        "integration_metrics_store_up",
+        "1 when the recorded counters could be read from their store (Redis), 0 while it is unreachable.",
+        value=1 if up else 0,
+    )
+
+
 class ServiceCollector:
     """Reads everything at scrape time (inside the request's app context)."""
 
@@ -329,7 +379,9 @@ class ServiceCollector:
             snapshots = store().read(keys)
         except Exception as exc:  # noqa: BLE001 - the database metrics are still worth serving
             logger.warning("could not read the recorded metrics (%s)", type(exc).__name__)
+            yield _store_up(False)
             return
+        yield _store_up(True)
         for definition, values in zip(RECORDED, snapshots, strict=True):
             yield _recorded_families(values, definition)
 

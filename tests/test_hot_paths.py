@@ -4,7 +4,6 @@ happens when a pooled connection died while idle (no pre-ping any more)."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -207,7 +206,9 @@ def test_the_redis_strategy_counts_and_reports_in_one_round_trip(monkeypatch):
         assert strategy.get_window_stats(item, "hot-path-test")[1] == 0
 
 
-def test_a_connection_lost_while_idle_answers_503_then_the_next_request_works(app, api_client_for, factory, account):
+def test_a_connection_lost_while_idle_is_replaced_before_use(app, api_client_for, factory, account, caplog):
+    """Issue 20 item 3: a pooled connection the server closed is found at checkout (dbpool.py)
+    and replaced, so the request it would have served does not fail."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("needs PostgreSQL backends to terminate")
     viewer = api_client_for(factory.user(account, role="viewer"))
@@ -227,12 +228,11 @@ def test_a_connection_lost_while_idle_answers_503_then_the_next_request_works(ap
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
     assert own is not None
-    lost = viewer.get(url)
-    assert lost.status_code == 503, lost.get_data(as_text=True)
-    body = lost.get_json()
-    assert body["error"]["code"] == "database_unavailable" and body["request_id"]
+    with caplog.at_level("INFO", logger="integration_service.dbpool"):
+        after = viewer.get(url)
+    assert after.status_code == 200, after.get_data(as_text=True)
+    assert "closed by the server; replacing it" in caplog.text  # it was dead, and was replaced
     assert viewer.get(url).status_code == 200
-    assert json.dumps(body).count("Traceback") == 0
 
 
 def test_no_cookie_session_is_read_or_written(app, client):

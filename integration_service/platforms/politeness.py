@@ -22,7 +22,8 @@ so a long request keeps its slot however slow the site is.  A release pushes a w
 ``BLPOP`` (bounded by the earliest lease expiry and the caller's deadline): waiting never polls.
 
 Without ``REDIS_URL`` (the embedded default) the same interface is served in-process
-(a ``threading.Condition`` per site, ``limits``' memory storage).  Every wait is bounded by
+(a ``threading.Condition`` per site, ``limits``' memory storage); with it, the in-process twin
+also serves while Redis is unreachable (``SiteGate``).  Every wait is bounded by
 ``WP_SLOT_WAIT_SECONDS``; past it the request fails as a transient ``PlatformError`` that names
 the wait, so the job retries later instead of blocking a worker.
 """
@@ -46,6 +47,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from .. import metrics
+from ..redis_fallback import RedisFallback
 from .base import PlatformError
 
 logger = logging.getLogger(__name__)
@@ -245,28 +247,51 @@ class _LocalBackoff:
             return max(0.0, self._until.get(key, 0.0) - time.monotonic())
 
 
+@dataclass
+class _State:
+    """One place the limits live: Redis (shared by every process) or this process."""
+
+    slots: _RedisSemaphore | _LocalSemaphore
+    backoff: _RedisBackoff | _LocalBackoff
+    limiter: MovingWindowRateLimiter | None
+
+
 class SiteGate:
-    """Back-off, budget and concurrency for every site, on Redis or in-process."""
+    """Back-off, budget and concurrency for every site, on Redis or in-process.
+
+    On Redis, a request that finds Redis unreachable takes its turn from this process's own
+    state instead (``redis_fallback``: one WARNING per outage, counted in
+    ``integration_redis_fallback_total{component="politeness"}``, Redis tried again every few
+    seconds): each process then keeps its own ``WP_CONCURRENCY`` per site, laxer by the number of
+    processes, and only for the outage, rather than failing every request to every site."""
 
     def __init__(self, settings: PolitenessSettings) -> None:
         self.settings = settings
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url)
-            self._slots: _RedisSemaphore | _LocalSemaphore = _RedisSemaphore(
-                client, settings.concurrency, settings.lease_seconds
-            )
-            self._backoff: _RedisBackoff | _LocalBackoff = _RedisBackoff(client)
-            storage_uri = settings.redis_url
-        else:
-            self._slots = _LocalSemaphore(settings.concurrency)
-            self._backoff = _LocalBackoff()
-            storage_uri = "memory://"
         self._budget = (
             RateLimitItemPerMinute(settings.budget_per_minute, namespace=f"{KEY_PREFIX}:budget")
             if settings.budget_per_minute
             else None
         )
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri)) if self._budget else None
+        self._local = _State(
+            _LocalSemaphore(settings.concurrency),
+            _LocalBackoff(),
+            MovingWindowRateLimiter(storage_from_string("memory://")) if self._budget else None,
+        )
+        self._shared: _State | None = None
+        self.fallback = RedisFallback("politeness")
+        if settings.redis_url:
+            # Short timeouts: a hung Redis must not hold a request longer than an unreachable one.
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
+            self._shared = _State(
+                _RedisSemaphore(client, settings.concurrency, settings.lease_seconds),
+                _RedisBackoff(client),
+                MovingWindowRateLimiter(storage_from_string(settings.redis_url)) if self._budget else None,
+            )
+
+    def _state(self) -> _State:
+        if self._shared is not None and self.fallback.use_redis():
+            return self._shared
+        return self._local
 
     @contextmanager
     def slot(
@@ -277,10 +302,14 @@ class SiteGate:
         key = site_key(url)
         wait_seconds = self.settings.wait_seconds if wait_seconds is None else wait_seconds
         deadline = time.monotonic() + wait_seconds
+        state = self._state()
         try:
-            self._wait_backoff(key, deadline, sleep)
-            self._take_budget(key, deadline, wait_seconds, sleep)
-            token = self._slots.acquire(key, deadline)
+            try:
+                token = self._take_turn(state, key, deadline, wait_seconds, sleep)
+            except redis.RedisError as exc:
+                self.fallback.failed(exc)
+                state = self._local
+                token = self._take_turn(state, key, deadline, wait_seconds, sleep)
         except _Timeout as exc:
             raise PlatformError(
                 f"{key} is busy: gave up after waiting {wait_seconds:.0f} s for {exc.what}.",
@@ -288,50 +317,59 @@ class SiteGate:
                 transient=True,
                 retry_after=exc.retry_after,
             ) from None
-        except redis.RedisError as exc:
-            # No shared state, no safe way to be polite: the job retries later.
-            raise PlatformError(
-                f"The request to {key} could not take its turn: Redis is unreachable ({type(exc).__name__}).",
-                stage="timeout",
-                transient=True,
-            ) from None
+        if state is self._local and self._shared is not None:
+            self.fallback.count_fallback()
+        elif state is self._shared:
+            self.fallback.recovered()
         try:
             yield
         finally:
             try:
-                self._slots.release(key, token)
+                state.slots.release(key, token)
             except redis.RedisError:  # the lease expires on its own
                 logger.warning("could not release the request slot for %s", key, exc_info=True)
+
+    def _take_turn(
+        self, state: _State, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]
+    ) -> str:
+        self._wait_backoff(state, key, deadline, sleep)
+        self._take_budget(state, key, deadline, wait_seconds, sleep)
+        return state.slots.acquire(key, deadline)
 
     def back_off(self, url: str, seconds: float, status: int) -> None:
         """Make every worker wait ``seconds`` before its next request to the site of ``url``."""
         key = site_key(url)
-        try:
-            self._backoff.set(key, seconds)
-        except redis.RedisError:  # the next slot() cannot reach Redis either and fails as transient
-            logger.warning("could not record the back-off for %s", key, exc_info=True)
+        self._local.backoff.set(key, seconds)  # this process honours it even if Redis is away
+        if self._shared is not None:
+            try:
+                self._shared.backoff.set(key, seconds)
+            except redis.RedisError as exc:
+                self.fallback.failed(exc)
         logger.info("backing off %s for %.1f s after HTTP %d", key, seconds, status)
 
     def backoff_remaining(self, url: str) -> float:
-        return self._backoff.remaining(site_key(url))
+        return self._state().backoff.remaining(site_key(url))
 
     def in_flight(self, url: str) -> int:
-        return self._slots.in_flight(site_key(url))
+        return self._state().slots.in_flight(site_key(url))
 
-    def _wait_backoff(self, key: str, deadline: float, sleep: Callable[[float], None]) -> None:
-        wait = self._backoff.remaining(key)
+    def _wait_backoff(self, state: _State, key: str, deadline: float, sleep: Callable[[float], None]) -> None:
+        wait = max(state.backoff.remaining(key), self._local.backoff.remaining(key))
         if wait <= 0:
             return
         if time.monotonic() + wait > deadline:
             raise _Timeout("the site's Retry-After to pass", wait)
         sleep(wait)
 
-    def _take_budget(self, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]) -> None:
-        if self._limiter is None or self._budget is None:
+    def _take_budget(
+        self, state: _State, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]
+    ) -> None:
+        limiter = state.limiter
+        if limiter is None or self._budget is None:
             return
         waited = 0.0  # counted too, so an injected sleep that does not pass time still ends
-        while not self._limiter.hit(self._budget, key):
-            stats = self._limiter.get_window_stats(self._budget, key)
+        while not limiter.hit(self._budget, key):
+            stats = limiter.get_window_stats(self._budget, key)
             wait = max(0.01, stats.reset_time - time.time())
             if time.monotonic() + wait > deadline or waited + wait > wait_seconds:
                 raise _Timeout("the site's request budget", wait)

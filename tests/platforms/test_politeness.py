@@ -251,12 +251,43 @@ def test_site_key_is_host_and_port() -> None:
     assert site_key("http://example.com") == "example.com:80"
 
 
-def test_an_unreachable_redis_is_a_transient_error() -> None:
-    gate = SiteGate(_settings("redis://127.0.0.1:1/0"))
-    gate.back_off(URL, 5, 429)  # logged, not raised: the answer still reaches the caller
-    with pytest.raises(PlatformError) as raised, gate.slot(URL):
-        pass
-    assert raised.value.transient and "Redis is unreachable" in raised.value.message
+def test_an_unreachable_redis_falls_back_to_in_process_limits_and_returns(app, tmp_path, caplog) -> None:
+    """Issue 20 item 1: with its Redis gone the gate keeps the limits in the process (one
+    warning, a counted fallback), never failing the request, and uses Redis again once it is
+    back."""
+    from integration_service import metrics
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        gate = SiteGate(_settings(server.url, concurrency=1, wait_seconds=0.3))
+        gate.fallback.retry_seconds = 0.2
+        with gate.slot(URL):
+            assert gate.in_flight(URL) == 1  # on Redis
+        server.kill()
+        metrics.store().clear()
+        with caplog.at_level("WARNING"):
+            with gate.slot(URL):  # answered from the process, not a PlatformError
+                assert gate.fallback.down
+                with pytest.raises(PlatformError) as busy, gate.slot(URL):
+                    pass  # the in-process limit holds: one in flight
+                assert "busy" in busy.value.message
+            gate.back_off(URL, 5, 429)  # recorded in the process: not raised, and honoured
+            with pytest.raises(PlatformError) as waiting, gate.slot(URL):
+                pass
+            assert "Retry-After" in waiting.value.message
+        assert caplog.text.count("politeness: Redis is unreachable") == 1
+        fallback = metrics.store().read([metrics.KEY_PREFIX + metrics.REDIS_FALLBACK.name])[0]
+        assert fallback == {'["politeness"]': 1.0}  # the one slot the process granted itself
+
+        server.start()
+        time.sleep(0.25)  # past retry_seconds: the next slot tries Redis again
+        other = "https://other.example.com/wp-json/"
+        with gate.slot(other):
+            assert not gate.fallback.down
+            assert redis.Redis.from_url(server.url).zcard(f"{politeness.KEY_PREFIX}:slots:{site_key(other)}") == 1
+    finally:
+        server.close()
 
 
 def test_a_connection_test_waits_less_but_shares_the_slots(app) -> None:
