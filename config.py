@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent
 # One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
@@ -69,6 +70,17 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
         "result_backend": result_backend,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
+        # A worker (and beat) waits out a broker outage of any length, reconnecting every
+        # BROKER_RECONNECT_INTERVAL_MAX seconds (workers/consumer.py), instead of exiting after
+        # Celery's default 100 attempts.
+        "broker_connection_max_retries": None,
+        "worker_consumer": "workers.consumer:Consumer",
+        # The task queues are bound to the default exchange (""): a message is routed by its
+        # queue's name alone, with no binding read from Redis. With named exchanges, a Redis
+        # that restarted empty (kill -9, no persistence) has lost the bindings the workers
+        # declared, and until every worker reconnects and declares them again kombu drops the
+        # tasks the API publishes ("no queues bound"), leaving their jobs queued for good.
+        "task_queues": [Queue(name, Exchange(""), routing_key=name) for name in ("sync", "short")],
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
