@@ -35,7 +35,8 @@ class Consumer(CeleryConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Read by the task strategy (acks and rejects) and the consumer's restart loop.
-        self.connection_errors = (*self.connection_errors, AttributeError)
+        errors: tuple[type[BaseException], ...] = getattr(self, "connection_errors", ())
+        self.connection_errors = (*errors, AttributeError)
 
     def ensure_connected(self, conn: Any) -> Any:
         # Celery's own method calls conn.ensure_connection(errback, max_retries, callback=...);

@@ -26,8 +26,9 @@ import pytest
 
 from integration_service.extensions import db
 from integration_service.models import SiteIntegration, SyncEvent, utcnow
-from tests.faults.outage_stack import BASE, CONTENT, TOKEN, Api, Stack, sync_and_wait, wait_for
 from tests.factories import DEFAULT_PASSWORD
+from tests.faults.outage_stack import BASE, CONTENT, TOKEN, Api, Stack, sync_and_wait, wait_for
+from tests.integration import conftest as integration_fixtures
 from tests.support.redis_server import REDIS_SERVER, RedisServer
 from tests.workers.fakewp import make_integration
 
@@ -36,7 +37,8 @@ pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server to run a Redis of the test's own"),
 ]
 # The integration tests' fixtures (PostgreSQL required, a served fake WordPress).
-from tests.integration.conftest import _require_services, served_wp  # noqa: E402, F401
+_require_services = integration_fixtures._require_services
+served_wp = integration_fixtures.served_wp
 
 OUTAGE_SECONDS = float(os.environ.get("FAULT_REDIS_OUTAGE_SECONDS", "20"))
 BACK_WITHIN = 30.0  # seconds from Redis's return to the next sync's success
