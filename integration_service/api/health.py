@@ -34,9 +34,13 @@ def _database_ok() -> bool:
     try:
         db.session.execute(text("SELECT 1"))
         return True
-    except Exception:
-        logger.warning("readiness: database unreachable", exc_info=True)
-        db.session.rollback()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        # One line, not a traceback: probes ask every few seconds for as long as an outage lasts.
+        logger.warning("readiness: database unreachable (%s)", type(getattr(exc, "orig", None) or exc).__name__)
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection is gone; the session is reset anyway
+            db.session.remove()
         return False
 
 
