@@ -87,7 +87,7 @@ function igny8_bridge_register_seo(): void {
 		'type'              => 'string',
 		'single'            => true,
 		'show_in_rest'      => array( 'schema' => array( 'context' => array( 'edit' ) ) ),
-		'sanitize_callback' => 'sanitize_text_field',
+		'sanitize_callback' => 'igny8_bridge_sanitize_seo_text',
 		'auth_callback'     => 'igny8_bridge_seo_meta_auth',
 	);
 	$url_meta    = array_merge( $string_meta, array( 'sanitize_callback' => 'esc_url_raw' ) );
@@ -232,7 +232,7 @@ function igny8_bridge_seo_normalize( $value ): array {
 	$value = is_object( $value ) ? (array) $value : ( is_array( $value ) ? $value : array() );
 	$out   = array();
 	foreach ( array( 'title', 'description', 'focus_keyword' ) as $field ) {
-		$text          = isset( $value[ $field ] ) && is_scalar( $value[ $field ] ) ? sanitize_text_field( (string) $value[ $field ] ) : '';
+		$text          = isset( $value[ $field ] ) ? igny8_bridge_sanitize_seo_text( $value[ $field ] ) : '';
 		$out[ $field ] = '' === $text ? null : $text;
 	}
 	$url                  = isset( $value['canonical_url'] ) && is_scalar( $value['canonical_url'] ) ? trim( (string) $value['canonical_url'] ) : '';
@@ -240,6 +240,22 @@ function igny8_bridge_seo_normalize( $value ): array {
 	$out['canonical_url'] = '' === $url ? null : $url;
 	$out['noindex']       = isset( $value['noindex'] ) ? rest_sanitize_boolean( $value['noindex'] ) : null;
 	return $out;
+}
+
+/**
+ * One line of plain text: sanitize_text_field() without its removal of %xx sequences, which
+ * would eat Yoast's and Rank Math's variables ("%%date%%", "%sep%"). Also the sanitize_callback
+ * of the text keys, so it runs on the SEO plugins' own writes too: it must keep their values.
+ *
+ * @param mixed $value Value.
+ */
+function igny8_bridge_sanitize_seo_text( $value ): string {
+	if ( ! is_scalar( $value ) ) {
+		return '';
+	}
+	$text = wp_check_invalid_utf8( (string) $value );
+	$text = wp_strip_all_tags( wp_pre_kses_less_than( $text ), true );
+	return trim( (string) preg_replace( '/[\x00-\x1F\x7F]+/', ' ', $text ) );
 }
 
 /**
