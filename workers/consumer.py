@@ -15,16 +15,22 @@ connection already gone, raises ``AttributeError`` (``'NoneType' object has no a
 "Couldn't ack" handling, left the loop half-closed, and the worker never consumed again (alive,
 idle, every new job stayed queued). Counting it among the connection errors makes that ack a
 logged failure (the message is restored by the broker or, with Redis emptied, gone with it; the
-job itself had finished) and the reconnection goes on.
+job itself had finished) and the reconnection goes on. The same ``AttributeError`` comes out of
+closing the broken connection (kombu restores the unacked messages on close), where Celery only
+ignores connection errors: it ended the consumer ("Unrecoverable error"). That close is guarded
+too.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
+
+logger = logging.getLogger(__name__)
 
 
 def reconnect_interval_max() -> float:
@@ -46,3 +52,17 @@ class Consumer(CeleryConsumer):
             conn.ensure_connection, interval_start=min(1.0, interval), interval_step=1.0, interval_max=interval
         )
         return super().ensure_connected(conn)
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        connection = self.connection
+        if connection is not None:
+            close = connection.close
+
+            def guarded_close() -> None:
+                try:
+                    close()
+                except AttributeError as error:  # kombu's Redis channel, its connection gone
+                    logger.warning("could not close the lost broker connection cleanly (%r); reconnecting", error)
+
+            connection.close = guarded_close
+        super().on_connection_error_after_connected(exc)
