@@ -132,6 +132,8 @@ class Config:
         "pool_pre_ping": False,
         "pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
     }
+    # The checkout poll above (off only to measure it: bench/pool_checkout.py, scripts/bench.sh).
+    DATABASE_POOL_LIVENESS_CHECK = _env_bool("DATABASE_POOL_LIVENESS_CHECK", True)
     REDIS_URL = os.environ.get("REDIS_URL") or None
 
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)

@@ -69,9 +69,10 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     db.init_app(app)
     from . import dbpool
 
-    with app.app_context():
-        for engine in db.engines.values():
-            dbpool.install(engine)  # dead pooled connections are replaced before use
+    if app.config["DATABASE_POOL_LIVENESS_CHECK"]:
+        with app.app_context():
+            for engine in db.engines.values():
+                dbpool.install(engine)  # dead pooled connections are replaced before use
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
     _register_request_hooks(app)  # before the limiter: limits are keyed by the caller
     limiter.init_app(app)
