@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent
 # One configuration for web, worker, beat, Flower and the CLI: every one of them imports this
@@ -41,6 +42,38 @@ def normalize_database_url(url: str) -> str:
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+# Every queue the service routes tasks to. A worker started without -Q consumes all of them
+# (Celery's task_queues); `-Q` still picks a subset for a split deployment.
+SERVICE_QUEUES = ("short", "sync")
+
+
+def worker_pool(redis_url: str | None) -> str:
+    """Celery's pool (WORKER_POOL): threads with Redis, where syncs (I/O-bound: they wait on
+    WordPress) run hundreds per process; the embedded SQLite setup keeps two prefork processes
+    (SQLite takes one writer at a time, so more threads would only wait on its lock)."""
+    return os.environ.get("WORKER_POOL") or ("threads" if redis_url else "prefork")
+
+
+def worker_concurrency(redis_url: str | None) -> int:
+    """Tasks one worker process runs at once (WORKER_CONCURRENCY, or the worker's -c)."""
+    return int(os.environ.get("WORKER_CONCURRENCY") or (200 if redis_url else 2))
+
+
+def database_pool_options(database_url: str, concurrency: int) -> dict[str, Any]:
+    """Connection pool bounds per process. A sync holds a connection only while it reads or
+    writes (the runner ends its transaction before waiting on WordPress), so a process running
+    200 syncs needs ~10, not 200: one per 20 tasks, at least 5 and at most 20, as many again in
+    overflow (DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW override). SQLite keeps its defaults."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    size = int(os.environ.get("DATABASE_POOL_SIZE") or min(20, max(5, -(-concurrency // 20))))
+    return {
+        "pool_size": size,
+        "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW") or size),
+        "pool_timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "30")),
+    }
 
 
 def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
@@ -79,6 +112,13 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": "short",
+        "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in SERVICE_QUEUES],
+        # Threads: a sync is I/O-bound (it waits on WordPress), so one process runs hundreds at
+        # once (WORKER_CONCURRENCY) for the memory of one. `--pool prefork` stays available for
+        # CPU-heavy work (README "Running workers"). The threads pool enforces no task time
+        # limits: every WordPress request has its own timeouts and a pull stops after its slice.
+        "worker_pool": worker_pool(redis_url),
+        "worker_concurrency": worker_concurrency(redis_url),
         "task_routes": {
             "integration.sync": {"queue": "sync"},
             "integration.*": {"queue": "short"},
@@ -111,11 +151,12 @@ class Config:
     # PostgreSQL or a proxy drops idle ones, and a connection found dead mid-request invalidates
     # the pool (SQLAlchemy's disconnect handling) and answers 503 database_unavailable (errors.py),
     # so only the requests already holding a dead connection fail, with a retryable error.
+    REDIS_URL = os.environ.get("REDIS_URL") or None
     SQLALCHEMY_ENGINE_OPTIONS: dict = {
         "pool_pre_ping": False,
         "pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
+        **database_pool_options(SQLALCHEMY_DATABASE_URI, worker_concurrency(REDIS_URL)),
     }
-    REDIS_URL = os.environ.get("REDIS_URL") or None
 
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
 

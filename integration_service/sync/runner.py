@@ -130,6 +130,7 @@ def run(
             outcome = Outcome(JobStatus.failed, job.details(), reason)
         elif job.uses_client:
             with jobs.keep_alive(claim), client_for(integration) as client:
+                _end_transaction()
                 outcome = job.body(client)
         else:
             outcome = job.body(None)
@@ -162,6 +163,19 @@ def run(
     job.finished(outcome)
     logger.info("sync event %s finished: %s", event_id, outcome.status)
     return {"status": outcome.status}
+
+
+def _end_transaction() -> None:
+    """Commit the reads so far without expiring the rows they loaded: the job's body starts with
+    WordPress requests, and a worker running hundreds of jobs at once must not hold a database
+    connection (idle in transaction) per job while it waits on them. The rows stay as just read;
+    the body's first write begins a new transaction."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _describe(exc: PlatformError) -> str:
