@@ -130,7 +130,7 @@ def run(
             outcome = Outcome(JobStatus.failed, job.details(), reason)
         elif job.uses_client:
             with jobs.keep_alive(claim), client_for(integration) as client:
-                _end_transaction()
+                _end_transaction(event, integration)
                 outcome = job.body(client)
         else:
             outcome = job.body(None)
@@ -165,11 +165,13 @@ def run(
     return {"status": outcome.status}
 
 
-def _end_transaction() -> None:
-    """Commit the reads so far without expiring the rows they loaded: the job's body starts with
+def _end_transaction(*rows: Any) -> None:
+    """Load the job's rows, then commit without expiring them: the job's body starts with
     WordPress requests, and a worker running hundreds of jobs at once must not hold a database
     connection (idle in transaction) per job while it waits on them. The rows stay as just read;
     the body's first write begins a new transaction."""
+    for row in rows:
+        _ = row.id  # an expired row (after prepare's commit) loads now, not in the body
     session = db.session()
     session.expire_on_commit = False
     try:
