@@ -23,6 +23,7 @@ from ..extensions import db
 from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostNotFound
 from ..platforms.registry import client_for
+from ..platforms.wordpress import site_cache
 from ..timeutil import iso, parse_iso
 from . import jobs, schedule
 from .engine import ContentSyncService, Progress, SliceDone, SyncCounts, apply_remote
@@ -269,6 +270,9 @@ class SyncJob(Job):
 
     def body(self, client: PlatformClient | None) -> Outcome:
         assert client is not None
+        if self.direction in ("metadata", "reconcile"):
+            # These re-read the site's structure: not from the per-process cache (site_cache).
+            getattr(client, "forget_site_shape", lambda: None)()
         if self.direction == "metadata":
             self.extra = SyncMetadataService(self.integration).fetch_and_store(client)
         else:
@@ -363,6 +367,9 @@ class StructureJob(Job):
     def body(self, client: PlatformClient | None) -> Outcome:
         structure = dict((self.event.details or {}).get("structure") or {})
         stored = SyncMetadataService(self.integration).store(structure, source="plugin")
+        # The site's post types or taxonomies changed: this worker's next sync asks the site again
+        # (other workers within WP_STRUCTURE_CACHE_SECONDS).
+        site_cache.forget_site(str((self.integration.config_json or {}).get("site_url") or ""))
         summary = {
             "post_types": len(structure.get("post_types") or {}),
             "taxonomies": len(structure.get("taxonomies") or {}),
