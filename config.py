@@ -48,6 +48,38 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+# Every queue the service routes tasks to. A worker started without -Q consumes all of them
+# (Celery's task_queues); `-Q` still picks a subset for a split deployment.
+SERVICE_QUEUES = ("short", "sync")
+
+
+def worker_pool(redis_url: str | None) -> str:
+    """Celery's pool (WORKER_POOL): threads with Redis, where syncs (I/O-bound: they wait on
+    WordPress) run hundreds per process; the embedded SQLite setup keeps two prefork processes
+    (SQLite takes one writer at a time, so more threads would only wait on its lock)."""
+    return os.environ.get("WORKER_POOL") or ("threads" if redis_url else "prefork")
+
+
+def worker_concurrency(redis_url: str | None) -> int:
+    """Tasks one worker process runs at once (WORKER_CONCURRENCY, or the worker's -c)."""
+    return int(os.environ.get("WORKER_CONCURRENCY") or (200 if redis_url else 2))
+
+
+def database_pool_options(database_url: str, concurrency: int) -> dict[str, Any]:
+    """Connection pool bounds per process. A sync holds a connection only while it reads or
+    writes (the runner ends its transaction before waiting on WordPress), so a process running
+    200 syncs needs ~10, not 200: one per 20 tasks, at least 5 and at most 20, as many again in
+    overflow (DATABASE_POOL_SIZE / DATABASE_MAX_OVERFLOW override). SQLite keeps its defaults."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    size = int(os.environ.get("DATABASE_POOL_SIZE") or min(20, max(5, -(-concurrency // 20))))
+    return {
+        "pool_size": size,
+        "max_overflow": int(os.environ.get("DATABASE_MAX_OVERFLOW") or size),
+        "pool_timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "30")),
+    }
+
+
 def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
     scheduler_tick = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
     if redis_url:
@@ -84,7 +116,7 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
         # that restarted empty (kill -9, no persistence) has lost the bindings the workers
         # declared, and until every worker reconnects and declares them again kombu drops the
         # tasks the API publishes ("no queues bound"), leaving their jobs queued for good.
-        "task_queues": [Queue(name, Exchange(""), routing_key=name) for name in ("sync", "short")],
+        "task_queues": [Queue(name, Exchange(""), routing_key=name) for name in SERVICE_QUEUES],
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -95,6 +127,12 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": "short",
+        # Threads: a sync is I/O-bound (it waits on WordPress), so one process runs hundreds at
+        # once (WORKER_CONCURRENCY) for the memory of one. `--pool prefork` stays available for
+        # CPU-heavy work (README "Running workers"). The threads pool enforces no task time
+        # limits: every WordPress request has its own timeouts and a pull stops after its slice.
+        "worker_pool": worker_pool(redis_url),
+        "worker_concurrency": worker_concurrency(redis_url),
         "task_routes": {
             "integration.sync": {"queue": "sync"},
             "integration.*": {"queue": "short"},
@@ -128,13 +166,14 @@ class Config:
     # replaced before use (integration_service/dbpool.py), and connections are recycled before
     # PostgreSQL or a proxy drops idle ones. While the database is unreachable every request that
     # needs it answers 503 database_unavailable with Retry-After (errors.py).
+    REDIS_URL = os.environ.get("REDIS_URL") or None
     SQLALCHEMY_ENGINE_OPTIONS: dict = {
         "pool_pre_ping": False,
         "pool_recycle": int(os.environ.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
+        **database_pool_options(SQLALCHEMY_DATABASE_URI, worker_concurrency(REDIS_URL)),
     }
     # The checkout poll above (off only to measure it: bench/pool_checkout.py, scripts/bench.sh).
     DATABASE_POOL_LIVENESS_CHECK = _env_bool("DATABASE_POOL_LIVENESS_CHECK", True)
-    REDIS_URL = os.environ.get("REDIS_URL") or None
 
     CELERY = celery_settings(REDIS_URL, INSTANCE_DIR)
 

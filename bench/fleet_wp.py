@@ -10,14 +10,14 @@ calls (``integration_service/platforms/wordpress.py``) the way WordPress 6.x doe
   ``X-WP-Total`` / ``X-WP-TotalPages``, and 400 ``rest_post_invalid_page_number`` past the end
 - single posts, ``wp/v2/categories`` / ``wp/v2/tags``, ``wp/v2/users/me``, ``igny8/v1/status``
 
-A configurable latency is slept per request (while the request counts as in flight); every site
-keeps a request log and the most requests it ever had in flight at once.  An admin port answers
-``GET /_stats`` (per site: requests, max in flight), ``GET /_log?site=N``, ``POST /_reset``
-(forget logs and maxima) and ``POST /_touch?site=N&count=K`` (edit K posts now).
+Latency per request: fixed or drawn from a range; ``--faults`` makes shares of the sites slow,
+hang (the client's read timeout ends the request), answer 429 with ``Retry-After`` or refuse the
+credentials (401). Per site: a request log and the most requests ever in flight. An admin port:
+``GET /_stats``, ``GET /_log?site=N``, ``POST /_reset``, ``POST /_touch?site=N&count=K``.
 
     python -m bench.fleet_wp --sites 100 --posts 50 --latency 0.005
 
-prints one JSON line ``{"admin": URL, "sites": [URL, ...]}`` and serves until SIGTERM/SIGINT.
+prints ``{"admin": URL, "sites": [URL, ...], "faults": {N: fault}}`` and serves until SIGTERM.
 ``FleetEmulator(...).start_in_thread()`` serves from a daemon thread (tests).
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import signal
 import sys
 import threading
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .fleet_faults import assign_faults, parse_range, parse_shares
 
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 NAMESPACES = ["wp/v2", "igny8/v1"]
@@ -57,6 +60,8 @@ TAXONOMIES = {
 }
 TERMS = {"categories": [{"id": 1, "name": "Uncategorized", "slug": "uncategorized"}], "tags": []}
 MAX_HEADER_BYTES = 64 * 1024
+HANG_SECONDS = 3600.0
+RETRY_AFTER_SECONDS = 120
 
 
 def wp_time(value: datetime) -> str:
@@ -85,6 +90,8 @@ class Site:
     pages: int
     latency: float
     url: str = ""
+    latency_range: tuple[float, float] | None = None  # drawn per request (overrides latency)
+    fault: str | None = None  # one of FAULTS
     # id -> modified time for posts edited after creation (others: BASE_TIME + id seconds)
     edited: dict[int, datetime] = field(default_factory=dict)
     log: list[tuple[float, float, str, str, int]] = field(default_factory=list)
@@ -144,18 +151,28 @@ class FleetEmulator:
         page_counts: list[int] | None = None,
         latency: float = 0.0,
         host: str = "127.0.0.1",
+        latency_range: tuple[float, float] | None = None,
+        faults: dict[int, str] | None = None,
+        slow_range: tuple[float, float] = (2.0, 5.0),
     ) -> None:
         pages = page_counts or [0] * len(post_counts)
+        faults = faults or {}
         self.host = host
         self.sites = [
-            Site(number=i, posts=posts, pages=pages[i], latency=latency) for i, posts in enumerate(post_counts)
+            Site(
+                number=i,
+                posts=posts,
+                pages=pages[i],
+                latency=latency,
+                latency_range=slow_range if faults.get(i) == "slow" else latency_range,
+                fault=faults.get(i),
+            )
+            for i, posts in enumerate(post_counts)
         ]
         self.admin_url = ""
         self._servers: list[asyncio.AbstractServer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         for site in self.sites:
@@ -193,16 +210,23 @@ class FleetEmulator:
     def stop(self) -> None:
         if self._loop is not None:
             loop = self._loop
-            for server in self._servers:
-                loop.call_soon_threadsafe(server.close)
-            loop.call_soon_threadsafe(loop.stop)
 
-    # -- reporting ----------------------------------------------------------------------
+            async def shut() -> None:
+                for server in self._servers:
+                    server.close()
+                tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+                for task in tasks:  # open connections (a hanging answer): end them before the loop
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                loop.stop()
+
+            asyncio.run_coroutine_threadsafe(shut(), loop)
 
     def stats(self) -> dict[str, Any]:
         sites = [site.stats() for site in self.sites]
         return {
             "sites": sites,
+            "faults": {str(site.number): site.fault for site in self.sites if site.fault},
             "requests": sum(item["requests"] for item in sites),
             "max_in_flight": max((item["max_in_flight"] for item in sites), default=0),
         }
@@ -211,8 +235,6 @@ class FleetEmulator:
         for site in self.sites:
             site.log.clear()
             site.max_in_flight = site.in_flight
-
-    # -- HTTP ----------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, site: Site | None) -> None:
         try:
@@ -253,14 +275,21 @@ class FleetEmulator:
         site.in_flight += 1
         site.max_in_flight = max(site.max_in_flight, site.in_flight)
         try:
-            if site.latency:
-                await asyncio.sleep(site.latency)
+            delay = random.uniform(*site.latency_range) if site.latency_range else site.latency
+            if site.fault == "hang":
+                delay = HANG_SECONDS
+            if delay:
+                await asyncio.sleep(delay)
             parts = urlsplit(target)
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
             path = unquote(parts.path)
             route = path.split("/wp-json/", 1)[1] if "/wp-json/" in path else query.get("rest_route", "").lstrip("/")
             if "/wp-json" not in path and "rest_route" not in query:
                 answer: Answer = 404, {}, {"code": "not_found"}
+            elif site.fault == "rate_limited":
+                answer = 429, {"Retry-After": str(RETRY_AFTER_SECONDS)}, {"code": "too_many_requests"}
+            elif site.fault == "auth" and headers.get("authorization"):
+                answer = _error(401, "incorrect_password", "The provided password is an invalid application password.")
             else:
                 answer = self._route(site, method, route.strip("/"), query, headers)
         finally:
@@ -380,16 +409,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big", type=int, default=0, help="posts of one extra big site (listed first)")
     parser.add_argument("--pages", type=int, default=0, help="pages per site")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds slept per request")
+    parser.add_argument("--latency-range", default="", help="LOW,HIGH: seconds drawn per request")
+    parser.add_argument("--slow-range", default="2,5", help="LOW,HIGH: the slow sites' seconds per request")
+    parser.add_argument(
+        "--faults", default="", help="share of sites per fault, e.g. slow=0.05,hang=0.01,rate_limited=0.01,auth=0.01"
+    )
+    parser.add_argument("--seed", type=int, default=22)
     args = parser.parse_args(argv)
     counts = ([args.big] if args.big else []) + [args.posts] * args.sites
-    emulator = FleetEmulator(counts, [args.pages] * len(counts), latency=args.latency)
+    emulator = FleetEmulator(
+        counts,
+        [args.pages] * len(counts),
+        latency=args.latency,
+        latency_range=parse_range(args.latency_range),
+        faults=assign_faults(len(counts), parse_shares(args.faults), args.seed, first=1 if args.big else 0),
+        slow_range=parse_range(args.slow_range) or (2.0, 5.0),
+    )
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(emulator.serve_until_stopped())
         while not emulator.admin_url:
             await asyncio.sleep(0.01)
-        print(json.dumps({"admin": emulator.admin_url, "sites": [site.url for site in emulator.sites]}), flush=True)
+        faults = {str(site.number): site.fault for site in emulator.sites if site.fault}
+        urls = [site.url for site in emulator.sites]
+        print(json.dumps({"admin": emulator.admin_url, "sites": urls, "faults": faults}), flush=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: emulator._stopped and emulator._stopped.set())
         await task

@@ -12,6 +12,8 @@ Benchmarks (each prints its table and writes ``bench/results/<name>.json``):
 * ``fleet``    — issue 11: 1,000 sites on the asyncio WordPress emulator, 4 worker processes:
                  dispatch lag, syncs per minute, worst per-site concurrency, fairness (quick: 100)
 * ``fleet_tick`` — the fleet benchmark's dispatcher ticks alone (no emulator, no workers)
+* ``fleet_real`` — issue 22: 10,000 emulated sites at 150-400 ms with faulty ones, 1-minute
+                 interval, 2 worker "hosts" on the threads pool (quick: 1,000 sites)
 
 Needs PostgreSQL, Redis and MariaDB on loopback (``scripts/services.sh``), wrk and py-spy
 (``scripts/bench.sh`` installs them). Uses its own PostgreSQL database ``bench_db`` (dropped and
@@ -33,7 +35,7 @@ from typing import Any
 from . import common
 from .common import log, machine_info, print_table, write_result
 
-BENCHMARKS = ("pull", "pull_pg", "push", "webhooks", "polling", "fleet", "fleet_tick")
+BENCHMARKS = ("pull", "pull_pg", "push", "webhooks", "polling", "fleet", "fleet_tick", "fleet_real")
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -178,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import fleet
 
                 results[name] = fleet.run_tick(args.quick)
+            elif name == "fleet_real":
+                from . import fleet_real
+
+                results[name] = fleet_real.run(args.quick)
         except Exception as exc:
             traceback.print_exc()
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -78,7 +78,10 @@ pids=()
 # Each server in its own session, so a signal meant for this script reaches them only through
 # stop_all (which can escalate: a prefork worker can hang in warm shutdown when a pool process
 # dies holding the pool's queue lock).
-worker_args=(--loglevel=INFO --queues=sync,short --concurrency="${WORKER_CONCURRENCY:-2}")
+# No --queues: the worker consumes every queue the service uses (config.SERVICE_QUEUES). Its pool
+# and concurrency come from config.py: threads x WORKER_CONCURRENCY (200) on Redis, 2 prefork
+# processes on the embedded SQLite setup.
+worker_args=(--loglevel=INFO)
 if [ -z "${REDIS_URL:-}" ]; then
   # One process serves beat on the embedded broker: a separate beat would be a second SQLite writer.
   worker_args+=(-B --schedule="$instance/celerybeat-schedule")

@@ -19,6 +19,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from integration_service.platforms.wordpress import site_cache
+
 # Before config is imported: a developer's .env (scripts/dev.sh --redis writes one) must not
 # leak into the tests or the service processes they start.
 os.environ.setdefault("ENV_FILE", os.devnull)
@@ -93,6 +95,7 @@ def db(app: Flask, redis_url: str | None) -> Iterator[Any]:
     with app.app_context():
         limiter.reset()
         reset_politeness()  # in-process site back-offs and slots
+        site_cache.clear()  # the REST roots and structures remembered between syncs
         if redis_url:
             import redis
 

@@ -11,6 +11,8 @@ from celery import bootsteps, current_app
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
+from integration_service.sync import queues
+
 logger = logging.getLogger(__name__)
 
 SWEEP_TASK = "integration.recover_stuck_jobs"
@@ -72,11 +74,43 @@ class StuckJobSweep(bootsteps.StartStopStep):
             logger.warning("could not enqueue %s", task_name, exc_info=True)
 
 
+class QueueRegistration(bootsteps.StartStopStep):
+    """Writes the queues this worker consumes into Redis every ``queues.REGISTER_SECONDS`` (and
+    withdraws them at shutdown), so ``/readyz`` and ``debug_status`` can say when jobs wait on a
+    queue no worker reads, without a broadcast (``integration_service.sync.queues``)."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref: Any = None
+        self.registration: queues.Registration | None = None
+
+    def start(self, worker: Any) -> None:
+        url = queues.redis_broker_url(worker.app)
+        if url is None:
+            return
+        consumed = list(worker.app.amqp.queues.consume_from)
+        self.registration = queues.Registration(url, worker.hostname, consumed)
+        logger.info("worker %s consumes the queues %s", worker.hostname, ", ".join(sorted(consumed)))
+        self.registration.refresh()
+        self.tref = worker.timer.call_repeatedly(queues.REGISTER_SECONDS, self.registration.refresh, priority=10)
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+        if self.registration is not None:
+            self.registration.withdraw()
+            self.registration = None
+
+
 def register(celery_app: Any) -> None:
-    """Add the sweep to a Celery app's worker (idempotent)."""
+    """Add the sweep and the queue registration to a Celery app's worker (idempotent)."""
     steps = celery_app.steps["worker"]
-    if StuckJobSweep not in steps:
-        steps.add(StuckJobSweep)
+    for step in (StuckJobSweep, QueueRegistration):
+        if step not in steps:
+            steps.add(step)
 
 
 register(current_app)

@@ -9,6 +9,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from ..extensions import db
+from ..sync import queues
 from .base import ApiBlueprint
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,11 @@ class HealthSchema(Schema):
 
 class ReadinessSchema(HealthSchema):
     checks = fields.Dict(keys=fields.String(), values=fields.Boolean(), required=True)
+    # Informational (readiness is the database and the broker): per service queue, the messages
+    # waiting and the workers consuming it (Redis broker only; absent when unknown), and a
+    # warning for each queue where jobs wait that no worker reads.
+    queues = fields.Dict(keys=fields.String(), values=fields.Dict())
+    warnings = fields.List(fields.String())
 
 
 @blp.route("/healthz", methods=["GET"])
@@ -63,6 +69,10 @@ def _broker_ok() -> bool:
 def readyz():
     checks = {"database": _database_ok(), "broker": _broker_ok()}
     ready = all(checks.values())
-    response = jsonify(status="ready" if ready else "unavailable", checks=checks)
+    body: dict = {"status": "ready" if ready else "unavailable", "checks": checks}
+    queue_report = queues.report(current_app.extensions["celery"]) if checks["broker"] else None
+    if queue_report is not None:
+        body.update(queue_report)
+    response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response

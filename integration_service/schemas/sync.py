@@ -229,6 +229,8 @@ class DebugStatusSchema(Schema):
     current_job = fields.Nested(CurrentJobSchema, allow_none=True)
     stuck_job = fields.Nested(StuckJobSchema)
     recent_failures = fields.List(fields.Nested(EventSummarySchema))
+    # {"queues": {name: {"waiting", "consumers"}}, "warnings": [...]} (Redis broker), else null.
+    worker_queues = fields.Dict(allow_none=True)
     schedule = fields.Nested(ScheduleStatusSchema)
     last_webhook_at = fields.DateTime(allow_none=True)
     last_pull_modified_gmt = fields.DateTime(allow_none=True)

@@ -16,7 +16,7 @@ from ..auth import Principal
 from ..extensions import db
 from ..models import Content, JobStatus, SyncEvent, utcnow
 from ..services import access
-from . import jobs, recovery, schedule
+from . import jobs, queues, recovery, schedule
 from .requests import current_job
 
 RECENT_FAILURES = 5
@@ -73,6 +73,8 @@ class SyncHealthService:
                 "sync_event_id": active.id if stuck and active is not None else None,
             },
             "recent_failures": [_event_summary(event) for event in failures],
+            # Jobs waiting on a queue no worker consumes (cached per process; None: not known).
+            "worker_queues": queues.report(current_app.extensions["celery"]),
             "schedule": schedule.schedule_status(integration, now),
             "last_webhook_at": integration.last_webhook_at,
             "last_pull_modified_gmt": integration.last_pull_modified_gmt,

@@ -23,6 +23,7 @@ from ..extensions import db
 from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus, utcnow
 from ..platforms.base import PlatformClient, PlatformError, PostNotFound
 from ..platforms.registry import client_for
+from ..platforms.wordpress import site_cache
 from ..timeutil import iso, parse_iso
 from . import jobs, schedule
 from .engine import ContentSyncService, Progress, SliceDone, SyncCounts, apply_remote
@@ -130,6 +131,7 @@ def run(
             outcome = Outcome(JobStatus.failed, job.details(), reason)
         elif job.uses_client:
             with jobs.keep_alive(claim), client_for(integration) as client:
+                _end_transaction(event, integration)
                 outcome = job.body(client)
         else:
             outcome = job.body(None)
@@ -162,6 +164,25 @@ def run(
     job.finished(outcome)
     logger.info("sync event %s finished: %s", event_id, outcome.status)
     return {"status": outcome.status}
+
+
+def _end_transaction(*rows: Any) -> None:
+    """Load the job's rows, then commit without expiring them: the job's body starts with
+    WordPress requests, and a worker running hundreds of jobs at once must not hold a database
+    connection (idle in transaction) per job while it waits on them. The rows stay as just read;
+    the body's first write begins a new transaction."""
+    for row in rows:
+        _ = row.id  # an expired row loads now, not in the body
+    _commit_keeping_rows()  # nothing to commit when prepare kept the rows and nothing read since
+
+
+def _commit_keeping_rows() -> None:
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _describe(exc: PlatformError) -> str:
@@ -232,7 +253,9 @@ class SyncJob(Job):
         if not self.integration.is_active or not self.integration.sync_enabled:
             return "The integration was deactivated or its sync disabled before the job ran."
         self.integration.sync_status = SyncStatus.syncing
-        db.session.commit()
+        # The event and integration were read in this transaction: keep them loaded, so opening
+        # the client and the body do not read them again (one transaction less per sync).
+        _commit_keeping_rows()
         return None
 
     def details(self) -> dict[str, Any]:
@@ -253,6 +276,9 @@ class SyncJob(Job):
 
     def body(self, client: PlatformClient | None) -> Outcome:
         assert client is not None
+        if self.direction in ("metadata", "reconcile"):
+            # These re-read the site's structure: not from the per-process cache (site_cache).
+            getattr(client, "forget_site_shape", lambda: None)()
         if self.direction == "metadata":
             self.extra = SyncMetadataService(self.integration).fetch_and_store(client)
         else:
@@ -347,6 +373,9 @@ class StructureJob(Job):
     def body(self, client: PlatformClient | None) -> Outcome:
         structure = dict((self.event.details or {}).get("structure") or {})
         stored = SyncMetadataService(self.integration).store(structure, source="plugin")
+        # The site's post types or taxonomies changed: this worker's next sync asks the site again
+        # (other workers within WP_STRUCTURE_CACHE_SECONDS).
+        site_cache.forget_site(str((self.integration.config_json or {}).get("site_url") or ""))
         summary = {
             "post_types": len(structure.get("post_types") or {}),
             "taxonomies": len(structure.get("taxonomies") or {}),

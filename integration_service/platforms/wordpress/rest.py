@@ -14,7 +14,7 @@ from ..base import PlatformError
 from ..http import HttpTransport
 from ..http_types import TRANSIENT_STATUSES, HttpResponse, HttpSettings, parse_retry_after
 from ..redact import basic_token, scrub, secret_variants
-from . import discovery
+from . import discovery, site_cache
 from .discovery import RestRoot
 from .mapping import wp_error
 
@@ -49,6 +49,7 @@ class WordPressRest:
     def _init_caches(self) -> None:
         """The per-client state learned from the site; a concern that keeps some extends this."""
         self._root: RestRoot | None = None
+        self._shape_cached = False  # root, types or taxonomies came from site_cache
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -109,9 +110,13 @@ class WordPressRest:
         retry: bool | None = None,
     ) -> HttpResponse:
         url, query = self.root().url_for(route, params)
-        return self.http.request(
+        response = self.http.request(
             method, url, params=query, json_body=json_body, secret_headers=self._auth(auth), retry=retry
         )
+        if response.status_code == 404 and self._shape_cached:
+            # The remembered root or route may be out of date: the next client asks the site again.
+            site_cache.forget(self.cache_key)
+        return response
 
     def _raise_for(self, response: HttpResponse, what: str) -> None:
         """Turn an unsuccessful answer into a PlatformError with a useful message."""
@@ -154,8 +159,21 @@ class WordPressRest:
 
     # -- REST root discovery (see ``discovery``) ---------------------------------------------
 
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        return self.site_base(), self._username or ""
+
+    def forget_site_shape(self) -> None:
+        """Ask the site again for its root, types and taxonomies (a reconcile starts with this)."""
+        site_cache.forget(self.cache_key)
+        self._shape_cached = False
+
     def root(self) -> RestRoot:
         if self._root is None:
+            cached = site_cache.get(self.cache_key)
+            if cached is not None and cached.root is not None:
+                self._root, self._shape_cached = cached.root, True
+                return cached.root
             self.discover()
         assert self._root is not None
         return self._root
@@ -164,4 +182,5 @@ class WordPressRest:
         """Find the REST root (kept for later calls) and the attempts made; raise PlatformError
         with the stage that explains a failure."""
         self._root, attempts = discovery.discover(self.http, self.site_base(), self._auth("app"))
+        site_cache.remember(self.cache_key, root=self._root)
         return self._root, attempts
