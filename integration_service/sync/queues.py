@@ -86,7 +86,7 @@ class Registration:
 
 # ------------------------------------------------------------------------- reader side
 
-_cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, QueueState]]] = {}
+_cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, QueueState] | None]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -115,11 +115,15 @@ def cached_states(url: str, queues: tuple[str, ...]) -> dict[str, QueueState] | 
         hit = _cache.get(key)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
+    states: dict[str, QueueState] | None
     try:
         states = read_states(url, queues)
-    except redis.RedisError:
-        logger.warning("could not read the queues' state", exc_info=True)
-        return None
+    except redis.RedisError as exc:
+        # Redis away is an outage /readyz reports already (broker: false): one line, no
+        # traceback, and the failure is remembered like an answer so each probe does not wait on
+        # another connection attempt.
+        logger.warning("could not read the queues' state: %s", exc.__class__.__name__)
+        states = None
     with _cache_lock:
         _cache[key] = (now, states)
     return states
