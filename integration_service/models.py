@@ -101,6 +101,8 @@ ACTIVE_ACCOUNT = "active"  # any other Account.status is suspended
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external", "reconcile"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
+POST_FORMATS = ["standard", "aside", "chat", "gallery", "link", "image", "quote", "status", "video", "audio"]
+COMMENT_STATUSES = ["open", "closed"]
 DEFAULT_SYNC_INTERVAL_MINUTES = 15
 SYNC_TRIGGERS = ["manual", "scheduled"]
 # Literal SQL so the partial indexes render identically in the models and the migration.
@@ -308,6 +310,23 @@ class Content(TimestampMixin, Model):
     # external_id, a push may have created a post whose id was lost (the worker died), so the
     # next push looks for that post before creating another.
     push_intent: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # Publishing (contract "Publishing"): NULL = not set, WordPress keeps or picks its own value.
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    slug: Mapped[str | None] = mapped_column(String(200))
+    publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A WordPress user id (digits) or login; a login is resolved to its id at push time.
+    author: Mapped[str | None] = mapped_column(String(100))
+    format: Mapped[str | None] = mapped_column(String(20))
+    sticky: Mapped[bool | None] = mapped_column(Boolean)
+    comment_status: Mapped[str | None] = mapped_column(String(10))
+    featured_image: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    seo: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # Read-only: the images of the last push ({"source_url", "external_id", "external_url",
+    # "status", "error"} each).
+    media: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    # Internal: the attachment that is the WordPress post's featured image, as last pushed or
+    # pulled ({"id", "url"}), so a featured image read back from WordPress is not uploaded again.
+    featured_media: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         UniqueConstraint("site_id", "content_type", "external_id"),
