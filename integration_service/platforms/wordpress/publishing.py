@@ -116,7 +116,7 @@ class PublishingMixin(StructureMixin):
             value = getattr(post, name)
             if value is not None:
                 body[name] = value
-        supported = self.type_fields(post.content_type)
+        supported = self.type_fields(post.content_type) if any(key in body for key in OPTIONAL_FIELDS) else None
         if supported is not None:
             body = {key: value for key, value in body.items() if key not in OPTIONAL_FIELDS or key in supported}
         if body.get("status") == "future" and "date_gmt" not in body:

@@ -10,7 +10,6 @@ import pytest
 
 from integration_service.platforms.base import PlatformError, PostInput
 from integration_service.platforms.registry import client_for
-from tests.workers.fakewp_publishing import pub_integration, pub_wp  # noqa: F401 - fixtures
 
 FUTURE = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 PAST = datetime(2025, 1, 15, 12, 30, tzinfo=UTC)
@@ -54,7 +53,7 @@ def test_a_post_gets_every_field(pub_wp, pub_integration):
 def test_a_future_publish_at_schedules_the_post(pub_wp, pub_integration, monkeypatch):
     with client_for(pub_integration) as client:
         remote = client.create_post(post_input(publish_at=FUTURE))
-        review = client.create_post(post_input(publish_at=FUTURE, status="review"))
+        client.create_post(post_input(publish_at=FUTURE, status="review"))
     assert pub_wp.writes()[0]["body"]["status"] == "future"
     assert pub_wp.writes()[0]["body"]["date_gmt"] == "2027-03-01T08:00:00"
     assert remote.status == "future" and remote.content_status == "published"
