@@ -78,7 +78,7 @@ def _legacy_statements() -> Any:
     refresh), for the "before" rows. Returns what to restore."""
     from integration_service.extensions import db
     from integration_service.models import Content
-    from integration_service.sync import engine as sync_engine
+    from integration_service.sync import pull as sync_pull
 
     def existing(site_id: int, content_type: str, ids: list[str]) -> list[Any]:
         return list(
@@ -89,9 +89,9 @@ def _legacy_statements() -> Any:
             )
         )
 
-    saved = (sync_engine.existing_contents, sync_engine.refresh_statistics)
-    sync_engine.existing_contents = existing
-    sync_engine.refresh_statistics = lambda before, now: None
+    saved = (sync_pull.existing_contents, sync_pull.refresh_statistics)
+    sync_pull.existing_contents = existing
+    sync_pull.refresh_statistics = lambda before, now: None
     return saved
 
 
@@ -110,6 +110,7 @@ def pull_once(n: int, legacy: bool, fresh_database: bool) -> dict[str, Any]:
     from integration_service.extensions import db
     from integration_service.models import SiteIntegration
     from integration_service.sync import engine as sync_engine
+    from integration_service.sync import pull as sync_pull
 
     if fresh_database:
         common.reset_database()
@@ -180,7 +181,7 @@ def pull_once(n: int, legacy: bool, fresh_database: bool) -> dict[str, Any]:
                 ).fetchone()[0]
     finally:
         if saved is not None:
-            sync_engine.existing_contents, sync_engine.refresh_statistics = saved
+            sync_pull.existing_contents, sync_pull.refresh_statistics = saved
     total = sum(timings.values())
     return {
         "n": n,

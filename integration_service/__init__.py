@@ -90,6 +90,11 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
     from .cli import register_cli
 
     register_cli(app)
+
+    from . import metrics
+    from .sync.gauges import database_families
+
+    metrics.register_scrape_families(database_families)  # jobs by state, due backlog
     return app
 
 

@@ -3,7 +3,9 @@
 Where the values live, so that every web and worker process on every machine is counted:
 
 - **In the database, read at scrape time** by a custom collector: jobs by state (queued and
-  running SyncEvents, a partial index keeps it cheap) and the scheduler's due backlog.
+  running SyncEvents, a partial index keeps it cheap) and the scheduler's due backlog. The sync
+  package owns those queries (``sync.gauges``) and registers them here
+  (``register_scrape_families``, called by ``create_app``).
 - **In Redis** (METRICS_REDIS_URL, default REDIS_URL): counters and histogram buckets that
   workers and web processes increment (HINCRBYFLOAT, one round trip per observation; webhook
   deliveries, counted on the request path, are summed in the process and sent at most every
@@ -25,12 +27,12 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 logger = logging.getLogger(__name__)
@@ -290,40 +292,26 @@ def _recorded_families(values: dict[str, float], definition: Definition) -> Metr
     return family
 
 
-def _database_families() -> Iterator[Metric]:
-    from sqlalchemy import func
+# Families read at scrape time by the packages that own the data (the sync package registers
+# the jobs-by-state and due-backlog gauges, ``sync.gauges``): this module reads no table itself,
+# so it stays below the code that records into it.
+ScrapeFamilies = Callable[[], Iterable[Metric]]
+_scrape_families: list[ScrapeFamilies] = []
 
-    from .extensions import db
-    from .models import ACTIVE_JOB_STATUSES, SiteIntegration, SyncEvent, utcnow
-    from .sync import jobs
-    from .sync.schedule import due_conditions
 
-    jobs_by_state = GaugeMetricFamily(
-        "integration_jobs", "Jobs queued or running now, by event type and state.", labels=("event_type", "state")
-    )
-    counts = {(jobs.EVENT_SYNC, state): 0 for state in ACTIVE_JOB_STATUSES}
-    rows = db.session.execute(
-        db.select(SyncEvent.event_type, SyncEvent.status, func.count(SyncEvent.id))
-        .where(SyncEvent.status.in_(ACTIVE_JOB_STATUSES))
-        .group_by(SyncEvent.event_type, SyncEvent.status)
-    ).all()
-    counts.update({(event_type, state): count for event_type, state, count in rows})
-    for (event_type, state), count in sorted(counts.items()):
-        jobs_by_state.add_metric([event_type, state], count)
-    yield jobs_by_state
-
-    due = db.session.scalar(db.select(func.count(SiteIntegration.id)).where(*due_conditions(utcnow())))
-    yield GaugeMetricFamily(
-        "integration_scheduler_due", "Scheduled integrations whose next run is due now (not yet dispatched).", value=due
-    )
-    db.session.rollback()  # a scrape holds no transaction open
+def register_scrape_families(families: ScrapeFamilies) -> None:
+    """Add a source of families read at every scrape (once per function; ``create_app`` may run
+    many times in one process)."""
+    if families not in _scrape_families:
+        _scrape_families.append(families)
 
 
 class ServiceCollector:
     """Reads everything at scrape time (inside the request's app context)."""
 
     def collect(self) -> Iterator[Metric]:
-        yield from _database_families()
+        for families in list(_scrape_families):
+            yield from families()
         keys = [KEY_PREFIX + definition.name for definition in RECORDED]
         try:
             snapshots = store().read(keys)

@@ -27,8 +27,10 @@
 #   WP_E2E_DISABLE_CRON=1 DISABLE_WP_CRON for web requests too
 #   (the last three are read when wp-config.php is written: install, or start of a stopped site)
 #
-# The test-only mu-plugin (scripts/wordpress/mu-plugins/igny8-e2e-loopback.php) widens
-# wp_safe_remote_post() to loopback on any port. Never install it on a real site.
+# The test-only mu-plugins (scripts/wordpress/mu-plugins/, copied into every site): igny8-e2e-loopback.php
+# widens wp_safe_remote_post() to loopback on any port; igny8-e2e-seo.php defines WPSEO_VERSION or
+# RANK_MATH_VERSION when the option igny8_e2e_seo_plugin is 'yoast' or 'rank_math' (an SEO plugin
+# "active" for the companion plugin). Never install them on a real site.
 set -euo pipefail
 umask 022
 
@@ -132,10 +134,12 @@ close_inherited_fds() {
 ensure_packages() { # [EXTRA_PACKAGE...]
     local pkgs=("$@")
     if command -v php >/dev/null 2>&1 && [[ -f $WP_SRC/wp-load.php ]] && command -v mysql >/dev/null 2>&1 &&
-        command -v curl >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx mysqli && ((${#pkgs[@]} == 0)); then
+        command -v curl >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx mysqli &&
+        php -m 2>/dev/null | grep -qx gd && ((${#pkgs[@]} == 0)); then
         return 0
     fi
-    pkgs+=(wordpress php-cli php-mysql php-curl php-xml php-mbstring php-intl mariadb-client curl)
+    # php-gd: WordPress's image editor, so uploads get their sub-sizes (srcset).
+    pkgs+=(wordpress php-cli php-mysql php-curl php-xml php-mbstring php-intl php-gd mariadb-client curl)
     log "installing Debian packages (${pkgs[*]}): this takes ~20-40 s"
     mkdir -p "$STATE_ROOT/.locks"
     (
@@ -367,10 +371,10 @@ require_once ABSPATH . 'wp-settings.php';
 EOF
 }
 
-link_extras() { # the test mu-plugin and, when present, the plugin under development
+link_extras() { # the test mu-plugins and, when present, the plugin under development
     local plugin_link="$SITE_ROOT/wp-content/plugins/$PLUGIN_SLUG"
     mkdir -p "$SITE_ROOT/wp-content/mu-plugins"
-    cp "$PHP_DIR/mu-plugins/igny8-e2e-loopback.php" "$SITE_ROOT/wp-content/mu-plugins/"
+    cp "$PHP_DIR"/mu-plugins/igny8-e2e-*.php "$SITE_ROOT/wp-content/mu-plugins/"
     if [[ -d $PLUGIN_SRC ]]; then
         if [[ -e $plugin_link && ! -L $plugin_link ]]; then
             rm -rf "$plugin_link"

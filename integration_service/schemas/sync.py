@@ -14,6 +14,8 @@ from .common import Id, InputSchema, StrictSchema
 
 MAX_STRUCTURE_BYTES = 256 * 1024
 MAX_STRUCTURE_ENTRIES = 200
+# The SEO plugin the companion plugin found active (it writes the ``seo`` fields into its keys).
+SEO_PLUGINS = ("yoast", "rank_math", "none")
 __all__ = [
     "ContentPullRequestSchema",
     "CurrentJobSchema",
@@ -258,6 +260,7 @@ class SiteStructureSchema(InputSchema):
     taxonomies = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
     plugin_connection_enabled = fields.Boolean()
     two_way_sync_enabled = fields.Boolean()
+    seo_plugin = fields.String(validate=validate.OneOf(SEO_PLUGINS))
     timestamp = fields.String(validate=validate.Length(max=64))
 
     @validates("post_types")

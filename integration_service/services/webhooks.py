@@ -1,4 +1,5 @@
-"""WordPress webhooks: signature verification, idempotent delivery and applying the event.
+"""WordPress webhooks: idempotent delivery and applying the event (the signature is checked
+first, by ``webhook_signatures``).
 
 Each accepted delivery is one database transaction and makes no outbound call:
 
@@ -32,24 +33,21 @@ What a webhook writes, and why not more:
 
 from __future__ import annotations
 
-import binascii
 import logging
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import Row, Table, bindparam, case, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ..auth import Principal, authenticated_site
 from ..errors import Conflict, NotAuthenticated, NotFound
 from ..extensions import db, execute_core, rowcount
 from ..models import Content, Site, SiteIntegration, SyncEvent, WebhookDelivery, utcnow
 from ..timeutil import iso_z, parse_iso
+from .webhook_signatures import VerifiedDelivery, sign, verify_signature  # noqa: F401 - sign: re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +56,6 @@ KIND_METADATA = "metadata"
 EVENT_TYPES = {KIND_STATUS: "webhook_status", KIND_METADATA: "webhook_metadata"}
 LAST_WEBHOOK_RESOLUTION = timedelta(minutes=1)
 
-# Standard Webhooks ids are short tokens such as "msg_2KWPBgLl..."; the column holds 255.
-_WEBHOOK_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
-_MAX_SIGNATURE_HEADER = 4096
 # Keys of the metadata object that are term lists; "modified_gmt" is envelope, not data.
 _TAXONOMY_KEYS = ("categories", "tags")
 TERMS_KEY = "terms"
@@ -152,54 +147,6 @@ _STAMP_LAST_WEBHOOK = (
 )
 # INSERT ... RETURNING id: the event is never read back, so no ORM object and no flush for its id.
 _INSERT_EVENT = insert(_events).returning(_events.c.id)
-
-
-@dataclass(frozen=True)
-class VerifiedDelivery:
-    webhook_id: str
-    timestamp: datetime
-
-
-def sign(secret: str, webhook_id: str, timestamp: int, body: bytes | str) -> str:
-    """``v1,<base64 HMAC-SHA256>`` the way the plugin signs: the API key's UTF-8 bytes are the
-    HMAC key (not base64-decoded, no ``whsec_`` prefix)."""
-    data = body.decode() if isinstance(body, bytes) else body
-    return Webhook(secret.encode()).sign(webhook_id, datetime.fromtimestamp(timestamp, UTC), data)
-
-
-def verify_signature(secret: str, headers: Any, body: bytes) -> VerifiedDelivery:
-    """Check the Standard Webhooks headers against the raw body; raise NotAuthenticated.
-
-    ``standardwebhooks.Webhook`` takes the raw key bytes as they are (only a ``str`` secret is
-    base64-decoded); it compares in constant time, accepts several space-separated signatures
-    (key rotation) and refuses timestamps more than 5 minutes old or ahead.
-    """
-    webhook_id = (headers.get("webhook-id") or "").strip()
-    timestamp = (headers.get("webhook-timestamp") or "").strip()
-    signature = (headers.get("webhook-signature") or "").strip()
-    if not (webhook_id and timestamp and signature):
-        raise NotAuthenticated("The webhook-id, webhook-timestamp and webhook-signature headers are required.")
-    if not _WEBHOOK_ID.match(webhook_id) or not timestamp.isdigit() or len(signature) > _MAX_SIGNATURE_HEADER:
-        raise NotAuthenticated("The webhook headers are malformed.")
-    # The library splits each "version,signature" pair with a bare unpack; keep only well-formed
-    # v1 pairs so a malformed header is a 401, never a 500.
-    candidates = [item for item in signature.split(" ") if item.count(",") == 1 and item.startswith("v1,")]
-    if not candidates:
-        raise NotAuthenticated("The webhook signature is not valid.")
-    try:
-        Webhook(secret.encode()).verify(
-            body,
-            {"webhook-id": webhook_id, "webhook-timestamp": timestamp, "webhook-signature": " ".join(candidates)},
-            json_parse=False,
-        )
-    except WebhookVerificationError as exc:
-        reason = str(exc)
-        if "timestamp" in reason.lower():
-            raise NotAuthenticated("The webhook timestamp is outside the 5-minute tolerance.") from exc
-        raise NotAuthenticated("The webhook signature is not valid.") from exc
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise NotAuthenticated("The webhook signature is not valid.") from exc
-    return VerifiedDelivery(webhook_id=webhook_id, timestamp=datetime.fromtimestamp(int(timestamp), UTC))
 
 
 def prune_deliveries(now: datetime | None = None) -> int:

@@ -16,7 +16,7 @@ from ..auth import Principal
 from ..extensions import db
 from ..models import Content, JobStatus, SyncEvent, utcnow
 from ..services import access
-from . import jobs, schedule
+from . import jobs, recovery, schedule
 from .requests import current_job
 
 RECENT_FAILURES = 5
@@ -51,7 +51,7 @@ class SyncHealthService:
             )
         )
         content_types = (integration.config_json or {}).get("content_types") or {}
-        stuck = jobs.is_stuck(active, now) if active is not None else False
+        stuck = recovery.is_stuck(active, now) if active is not None else False
         return {
             "integration_id": integration.id,
             "platform": integration.platform,

@@ -23,7 +23,7 @@ from ..models import Content, JobStatus, SiteIntegration, SyncEvent, SyncStatus
 from ..platforms.registry import is_supported
 from ..services import access
 from ..timeutil import parse_iso
-from . import jobs
+from . import jobs, recovery
 from .schedule import TRIGGER_MANUAL
 from .status_query import current_and_recent
 from .structure import SyncMetadataService
@@ -145,7 +145,7 @@ class SyncService:
         previous_status = integration.sync_status
         if kind.holds_lock:
             # A job whose worker died must not block this request forever.
-            jobs.recover_stuck_jobs(integration.id)
+            recovery.recover_stuck_jobs(integration.id)
             event.sync_lock = integration.id
             # Only a sync changes the integration's sync_status (a publish reports in its event).
             self._record_locked(event, integration, mark_pending=kind.event_type == jobs.EVENT_SYNC)
@@ -252,7 +252,7 @@ def current_job(event: SyncEvent | Row[Any] | None) -> dict[str, Any] | None:
         "progress": {"done": event.progress_done, "total": event.progress_total},
         "started_at": event.started_at,
         "heartbeat_at": event.heartbeat_at,
-        "stuck": jobs.is_stuck(event),
+        "stuck": recovery.is_stuck(event),
         # Added fields (issue 10): which attempt runs (or runs next), out of how many, and when a
         # waiting retry is due; ``waiting_for`` says why a started job is queued again.
         "attempt": int(details.get("attempt") or 1),

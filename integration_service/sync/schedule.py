@@ -14,8 +14,9 @@ Two layers:
   ``next_sync_at`` and enqueues. The number of statements per tick does not depend on how many
   integrations exist.
 
-Job completion (``after_sync_job``, called by the sync runner for manual and scheduled jobs alike)
-resets or backs off the schedule; ``resume_after_connection_test`` lifts an auth pause.
+Job completion (``after_sync_job``, called by the sync runner for manual and scheduled jobs alike,
+and by ``recovery`` for a sync it fails) resets or backs off the schedule;
+``resume_after_connection_test`` lifts an auth pause.
 """
 
 from __future__ import annotations

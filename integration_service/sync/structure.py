@@ -24,7 +24,13 @@ class SyncMetadataService:
         structure = client.fetch_structure() or {}
         post_types = structure.get("post_types") or {}
         taxonomies = structure.get("taxonomies") or {}
-        self.store({"post_types": post_types, "taxonomies": taxonomies}, source="sync")
+        fetched: dict[str, Any] = {"post_types": post_types, "taxonomies": taxonomies}
+        # WordPress's own REST API cannot tell which SEO plugin is active; only the companion
+        # plugin's push says so: keep what it last reported.
+        seo_plugin = self.content_types().get("seo_plugin")
+        if seo_plugin:
+            fetched["seo_plugin"] = seo_plugin
+        self.store(fetched, source="sync")
         return {"post_types": len(post_types), "taxonomies": len(taxonomies)}
 
     def store(self, structure: dict[str, Any], source: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from flask import current_app
 
-from . import jobs, publish, runner, schedule
+from . import jobs, publish, recovery, runner, schedule
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def update_site_structure(self: Any, sync_event_id: int) -> dict[str, Any]:
 def recover_stuck_jobs() -> list[int]:
     """Mark jobs without a heartbeat (dead worker) or never started as failed; workers run this
     periodically in-process (see ``workers.signals``), and it can also be scheduled with celery beat."""
-    return jobs.recover_stuck_jobs()
+    return recovery.recover_stuck_jobs()
 
 
 @shared_task(bind=True, name="integration.dispatch_due_syncs", ignore_result=True, time_limit=60, soft_time_limit=50)

@@ -258,9 +258,27 @@ def test_content_types_is_empty_until_a_structure_arrives(api_client_for, editor
     assert event.details["post_types"] == 1
 
 
+def test_the_pushed_seo_plugin_is_stored_and_kept_by_a_metadata_sync(
+    api_client_for, editor_client, fake_wp, wp_integration, site
+):
+    plugin = api_client_for(api_key=site.plain_api_key)
+    response = plugin.post(url(wp_integration, "update_site_structure"), json={**STRUCTURE, "seo_plugin": "rank_math"})
+    assert response.status_code == 202, response.get_json()
+    assert editor_client.get(url(wp_integration, "content_types")).get_json()["seo_plugin"] == "rank_math"
+
+    # WordPress's core REST API cannot tell the SEO plugin: a metadata sync keeps the pushed one.
+    assert editor_client.post(url(wp_integration, "sync"), json={"direction": "metadata"}).status_code == 202
+    stored = editor_client.get(url(wp_integration, "content_types")).get_json()
+    assert stored["source"] == "sync" and stored["seo_plugin"] == "rank_math"
+
+
 @pytest.mark.parametrize(
     "body",
     [
+        {"post_types": {}, "taxonomies": {}, "seo_plugin": "aioseo"},
+        {"post_types": {}, "taxonomies": {}, "seo_plugin": ""},
+        {"post_types": {}, "taxonomies": {}, "seo_plugin": None},
+        {"post_types": {}, "taxonomies": {}, "seo_plugin": ["yoast"]},
         {"taxonomies": {}},
         {"post_types": [], "taxonomies": {}},
         {"post_types": {"bad slug!": {}}, "taxonomies": {}},

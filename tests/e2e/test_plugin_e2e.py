@@ -214,6 +214,7 @@ def test_settings_save_onboards_the_site_and_pushes_the_structure(connected: Con
     structure = wait_for("the pushed structure in content_types", content_types, service)
     assert {"post", "page"} <= set(structure["post_types"])
     assert {"category", "post_tag"} <= set(structure["taxonomies"])
+    assert structure["seo_plugin"] == "none"  # neither Yoast SEO nor Rank Math in the test site
     assert structure.get("last_structure_fetch")
 
 

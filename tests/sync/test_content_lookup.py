@@ -112,10 +112,10 @@ class _Pages:
 
 
 def test_the_pull_calls_refresh_statistics_after_each_stored_page(app, factory, site, monkeypatch):
-    from integration_service.sync import engine
+    from integration_service.sync import engine, pull
 
     calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(engine, "refresh_statistics", lambda before, now: calls.append((before, now)))
+    monkeypatch.setattr(pull, "refresh_statistics", lambda before, now: calls.append((before, now)))
     integration = factory.integration(site, config_json={"site_url": site.url, "sync_post_types": ["post"]})
     service = engine.ContentSyncService(
         integration, _Pages(250), engine.SyncCounts(), engine.Progress(lambda d, t: None)

@@ -9,7 +9,7 @@ import pytest
 
 from integration_service.extensions import db
 from integration_service.models import SiteIntegration, SyncEvent, utcnow
-from integration_service.sync import jobs
+from integration_service.sync import jobs, recovery
 
 
 def _event(integration: SiteIntegration, **fields) -> SyncEvent:
@@ -56,7 +56,7 @@ def test_stuck_jobs_are_failed_and_release_the_lock(app, factory, site, monkeypa
     dead = _event(integration, status="running", heartbeat_at=old, started_at=old)
     alive = _event(other, status="running", heartbeat_at=utcnow(), started_at=old)
 
-    assert jobs.recover_stuck_jobs() == [dead.id]
+    assert recovery.recover_stuck_jobs() == [dead.id]
 
     db.session.expire_all()
     dead = db.session.get(SyncEvent, dead.id)
@@ -75,7 +75,7 @@ def test_a_dead_sync_is_resumed_from_its_checkpoint_then_failed(app, factory, si
     checkpoint = {"phase": "pull", "post_type": "post", "page": 3}
     dead = _event(integration, status="running", heartbeat_at=old, started_at=old, checkpoint=checkpoint)
 
-    assert jobs.recover_stuck_jobs() == [dead.id]
+    assert recovery.recover_stuck_jobs() == [dead.id]
 
     db.session.expire_all()
     event = db.session.get(SyncEvent, dead.id)
@@ -88,7 +88,7 @@ def test_a_dead_sync_is_resumed_from_its_checkpoint_then_failed(app, factory, si
     # Dead again: resumed SYNC_MAX_RESUMES times already, so it is failed.
     db.session.execute(db.update(SyncEvent).where(SyncEvent.id == dead.id).values(heartbeat_at=old))
     db.session.commit()
-    assert jobs.recover_stuck_jobs() == [dead.id]
+    assert recovery.recover_stuck_jobs() == [dead.id]
     db.session.expire_all()
     event = db.session.get(SyncEvent, dead.id)
     assert (event.status, event.sync_lock) == ("failed", None) and "2 time(s)" in event.error_message
@@ -99,7 +99,7 @@ def test_jobs_queued_too_long_are_failed(app, factory, site, monkeypatch):
     integration = factory.integration(site)
     waiting = _event(integration, created_at=utcnow() - timedelta(seconds=120))
 
-    assert jobs.recover_stuck_jobs(integration.id) == [waiting.id]
+    assert recovery.recover_stuck_jobs(integration.id) == [waiting.id]
     db.session.expire_all()
     assert db.session.get(SyncEvent, waiting.id).error_message.startswith("The job was never picked up")
 

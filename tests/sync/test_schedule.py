@@ -14,7 +14,7 @@ import pytest
 from integration_service.extensions import db
 from integration_service.models import SiteIntegration, SyncEvent, utcnow
 from integration_service.services.connection import ConnectionTestService
-from integration_service.sync import jobs, schedule
+from integration_service.sync import jobs, recovery, schedule
 from integration_service.sync.engine import ContentSyncService
 from integration_service.sync.schedule import Policy
 from tests.platforms.fakes import (
@@ -426,7 +426,7 @@ def test_stuck_recovery_backs_off_the_schedule_only_when_it_fails_the_job(app, f
 
     # First death: resumed (re-queued from its checkpoint). The job has not ended: no hook, the
     # schedule is untouched, and the resumed run still says who started it.
-    assert jobs.recover_stuck_jobs() == [dead.id]
+    assert recovery.recover_stuck_jobs() == [dead.id]
     db.session.expire_all()
     event = db.session.get(SyncEvent, dead.id)
     assert event.status == "queued" and len(published) == 1 and hooked == []
@@ -437,14 +437,14 @@ def test_stuck_recovery_backs_off_the_schedule_only_when_it_fails_the_job(app, f
     # Dead again, past SYNC_MAX_RESUMES: failed, and the schedule backs off exactly once.
     db.session.execute(db.update(SyncEvent).where(SyncEvent.id == dead.id).values(status="running", heartbeat_at=old))
     db.session.commit()
-    assert jobs.recover_stuck_jobs() == [dead.id]
+    assert recovery.recover_stuck_jobs() == [dead.id]
     assert hooked == [(dead.id, "failed")]
     db.session.expire_all()
     stored = db.session.get(SiteIntegration, integration.id)
     assert stored.sync_failure_count == 2 and stored.paused_reason is None
     # Second consecutive failure: 15 min x 2^2, instead of the 5 minutes it was due in.
     assert timedelta(minutes=59) < stored.next_sync_at - utcnow() <= timedelta(minutes=60)
-    assert jobs.recover_stuck_jobs() == [] and len(hooked) == 1  # a failed job is never hooked again
+    assert recovery.recover_stuck_jobs() == [] and len(hooked) == 1  # a failed job is never hooked again
 
 
 def test_a_tick_publishes_its_whole_batch_with_one_producer(app, factory, monkeypatch):

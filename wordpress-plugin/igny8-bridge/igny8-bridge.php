@@ -1,8 +1,8 @@
 <?php
 /**
  * Plugin Name:       IGNY8 Bridge
- * Description:       Connects this WordPress site to the IGNY8 Integration Service: onboarding, site structure push, signed status/metadata webhooks with a retry queue, and an authenticated status endpoint.
- * Version:           1.0.0
+ * Description:       Connects this WordPress site to the IGNY8 Integration Service: onboarding, site structure push, signed status/metadata webhooks with a retry queue, authenticated REST endpoints, SEO fields (Yoast SEO, Rank Math or its own head tags) and media redelivery support.
+ * Version:           1.1.0
  * Requires at least: 6.1
  * Requires PHP:      8.0
  * Author:            IGNY8
@@ -14,7 +14,7 @@
 
 defined( 'ABSPATH' ) || exit;
 
-define( 'IGNY8_BRIDGE_VERSION', '1.0.0' );
+define( 'IGNY8_BRIDGE_VERSION', '1.1.0' );
 define( 'IGNY8_BRIDGE_DB_VERSION', '1' );
 define( 'IGNY8_BRIDGE_FILE', __FILE__ );
 define( 'IGNY8_BRIDGE_DIR', __DIR__ );
@@ -43,6 +43,8 @@ require_once IGNY8_BRIDGE_DIR . '/includes/outbox.php';
 require_once IGNY8_BRIDGE_DIR . '/includes/structure.php';
 require_once IGNY8_BRIDGE_DIR . '/includes/webhooks.php';
 require_once IGNY8_BRIDGE_DIR . '/includes/rest.php';
+require_once IGNY8_BRIDGE_DIR . '/includes/seo.php';
+require_once IGNY8_BRIDGE_DIR . '/includes/media.php';
 require_once IGNY8_BRIDGE_DIR . '/includes/settings.php';
 
 /**

@@ -73,7 +73,7 @@ function igny8_bridge_enabled_taxonomies( ?array $post_types = null ): array {
  * The structure payload.
  *
  * @param bool $with_volatile Include published counts and the timestamp (false for change detection).
- * @return array{post_types: array, taxonomies: array, plugin_connection_enabled: bool, two_way_sync_enabled: bool, timestamp?: string}
+ * @return array{post_types: array, taxonomies: array, plugin_connection_enabled: bool, two_way_sync_enabled: bool, seo_plugin: string, timestamp?: string}
  */
 function igny8_bridge_build_structure( bool $with_volatile = true ): array {
 	$post_types = igny8_bridge_enabled_post_types();
@@ -109,6 +109,8 @@ function igny8_bridge_build_structure( bool $with_volatile = true ): array {
 		'taxonomies'                => $tax_out ? $tax_out : new stdClass(),
 		'plugin_connection_enabled' => true,
 		'two_way_sync_enabled'      => true,
+		// Where the service's SEO fields go: 'yoast', 'rank_math' or 'none' (printed by this plugin).
+		'seo_plugin'                => igny8_bridge_seo_plugin(),
 	);
 	if ( $with_volatile ) {
 		$structure['timestamp'] = igny8_bridge_now_iso();
@@ -118,7 +120,7 @@ function igny8_bridge_build_structure( bool $with_volatile = true ): array {
 
 /**
  * Hash of the structure without counts and timestamp: changes only when post types or
- * taxonomies (or their labels/rest bases/relations) change.
+ * taxonomies (or their labels/rest bases/relations) or the active SEO plugin change.
  */
 function igny8_bridge_structure_hash(): string {
 	return md5( (string) wp_json_encode( igny8_bridge_build_structure( false ) ) );
