@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -46,6 +46,19 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_SIZE = 64 * 1024
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
+
+
+class ResponseTooLarge(PlatformError):
+    """The body is over ``max_response_bytes`` (announced or read)."""
+
+
+class BodySink(Protocol):
+    """Where a streamed body goes instead of memory (``request(sink=...)``): ``reset`` before
+    each attempt, then ``write`` per chunk; ``write`` may raise PlatformError to stop reading."""
+
+    def reset(self) -> None: ...
+
+    def write(self, chunk: bytes) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -309,6 +322,8 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
         secret_headers: Mapping[str, str] | None = None,
         retry: bool | None = None,
+        data: bytes | IO[bytes] | None = None,
+        sink: BodySink | None = None,
     ) -> HttpResponse:
         """Send a request and read its body.
 
@@ -316,6 +331,8 @@ class HttpTransport:
         happen only for idempotent methods (unless ``retry`` says otherwise) and only on
         transient failures; after the last attempt a transient status is returned to the caller.
         Raises PlatformError for network-level failures and refused addresses.
+        ``data`` is a raw body (instead of ``json_body``); with ``sink`` the body is written
+        there chunk by chunk (size cap and body deadline still apply) and ``content`` is empty.
         """
         method = method.upper()
         retryable = (method in IDEMPOTENT_METHODS) if retry is None else retry
@@ -325,7 +342,7 @@ class HttpTransport:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._send(method, url, params, json_body, headers, secret_headers)
+                response = self._send(method, url, params, json_body, headers, secret_headers, data, sink)
             except PlatformError as exc:
                 if deadline is not None and deadline.expired:
                     # A timeout cut short by the budget is the budget's failure: say so.
@@ -391,6 +408,8 @@ class HttpTransport:
         json_body: Any,
         headers: Mapping[str, str] | None,
         secret_headers: Mapping[str, str] | None,
+        data: bytes | IO[bytes] | None = None,
+        sink: BodySink | None = None,
     ) -> HttpResponse:
         started = time.monotonic()
         redirects: list[str] = []
@@ -405,7 +424,9 @@ class HttpTransport:
             merged = dict(headers or {})
             if send_secrets and secret_headers:
                 merged.update(secret_headers)
-            request = requests.Request(current_method, current_url, params=current_params, json=body, headers=merged)
+            request = requests.Request(
+                current_method, current_url, params=current_params, json=body, data=data, headers=merged
+            )
             # One slot per hop (a redirect may lead to another site), held until the body is read.
             # The slot wait is cut to the deadline too (time_left), like every other wait.
             with self._gate.slot(current_url, self._sleep, self.time_left(self.settings.politeness.wait_seconds)):
@@ -425,7 +446,7 @@ class HttpTransport:
                 if redirected:
                     response.close()
                 else:
-                    content = self._read_capped(response, current_url, hop_started)
+                    content = self._read_capped(response, current_url, hop_started, sink)
             if redirected:
                 assert location is not None
                 next_url = urljoin(prepared.url or current_url, location)
@@ -442,7 +463,7 @@ class HttpTransport:
                     send_secrets = False
                 current_url, current_params = next_url, None
                 if response.status_code == 303:
-                    current_method, body = "GET", None
+                    current_method, body, data = "GET", None, None
                 continue
             logger.debug(
                 "%s %s -> %s (%d bytes) in %d ms",
@@ -462,7 +483,9 @@ class HttpTransport:
             )
         raise PlatformError(f"Too many redirects (more than {MAX_REDIRECTS}).", stage="http")
 
-    def _read_capped(self, response: requests.Response, url: str, started: float) -> bytes:
+    def _read_capped(
+        self, response: requests.Response, url: str, started: float, sink: BodySink | None = None
+    ) -> bytes:
         limit = self.settings.max_response_bytes
         # A per-read timeout does not stop a server that drips bytes; bound the whole body too.
         deadline = started + self.settings.connect_timeout + 2 * self.settings.read_timeout
@@ -471,18 +494,20 @@ class HttpTransport:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             response.close()
-            raise PlatformError(
+            raise ResponseTooLarge(
                 f"The response is larger than the limit of {limit} bytes ({declared} bytes announced).",
                 stage="http",
                 status_code=response.status_code,
             )
         chunks: list[bytes] = []
         total = 0
+        if sink is not None:
+            sink.reset()
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
                 total += len(chunk)
                 if total > limit:
-                    raise PlatformError(
+                    raise ResponseTooLarge(
                         f"The response is larger than the limit of {limit} bytes; stopped reading.",
                         stage="http",
                         status_code=response.status_code,
@@ -492,7 +517,10 @@ class HttpTransport:
                     raise PlatformError(
                         f"{_loggable(url)} sent its answer too slowly.", stage="timeout", transient=True
                     )
-                chunks.append(chunk)
+                if sink is None:
+                    chunks.append(chunk)
+                else:
+                    sink.write(chunk)
         except requests.RequestException as exc:
             raise map_request_exception(exc, url) from None
         finally:
