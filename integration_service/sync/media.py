@@ -354,8 +354,7 @@ class _Preparer:
 
     @contextlib.contextmanager
     def _lock(self, sha256: str) -> Iterator[None]:
-        digest = hashlib.sha256(f"site_media:{self.site_id}:{sha256}".encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
+        key = media_lock_key(self.site_id, sha256)
         deadline = time.monotonic() + self.settings.lock_wait
         stripe = _LOCK_STRIPES[key % len(_LOCK_STRIPES)]
         if not stripe.acquire(timeout=self.settings.lock_wait):
@@ -378,6 +377,12 @@ class _Preparer:
                     connection.commit()
         finally:
             stripe.release()
+
+
+def media_lock_key(site_id: int, sha256: str) -> int:
+    """The PostgreSQL advisory lock key (a signed 64-bit integer) of one image on one site."""
+    digest = hashlib.sha256(f"site_media:{site_id}:{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _has_field(fields: Mapping[str, str], key: str, default_title: str) -> bool:
