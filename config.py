@@ -34,6 +34,10 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def normalize_database_url(url: str) -> str:
     # Heroku-style URLs name the old driver; psycopg 3 is the one installed.
     if url.startswith("postgres://"):
@@ -134,6 +138,12 @@ class Config:
     # Fixed window, one Redis round trip per limit and request, headers included (ratelimit.py).
     RATELIMIT_STRATEGY = "fixed-window-one-trip"
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+
+    # Browser frontends on other origins (comma-separated, e.g. https://app.example.com; "*" for
+    # any origin). Unset: no CORS headers at all. Never with credentials: callers authenticate
+    # with headers (a token or a site key), not cookies (integration_service/cors.py).
+    CORS_ORIGINS = _csv(os.environ.get("CORS_ORIGINS", ""))
+    CORS_MAX_AGE_SECONDS = int(os.environ.get("CORS_MAX_AGE_SECONDS", "600"))
 
     # Outbound calls to customer sites.
     ALLOW_PRIVATE_TARGETS = _env_bool("ALLOW_PRIVATE_TARGETS", True)

@@ -79,6 +79,10 @@ def create_app(config: type | str | None = None, overrides: dict[str, Any] | Non
 
     register_blueprints(app, rest_api)
 
+    from .cors import init_cors
+
+    init_cors(app)
+
     from .celery_setup import celery_init_app
 
     celery_init_app(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flask import g, request
+from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -54,3 +55,4 @@ def rate_limit_key() -> str:
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 limiter = Limiter(key_func=rate_limit_key)
+cors = CORS()

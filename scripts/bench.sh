@@ -8,7 +8,7 @@
 # with apt-get when missing). Uses its own database bench_db and Redis database 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --dev
 scripts/services.sh postgres redis mariadb
 if ! command -v wrk >/dev/null 2>&1; then
   echo "bench: installing wrk" >&2

@@ -7,7 +7,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --dev
 
 if [ "${TEST_BACKEND:-postgres}" = "sqlite" ]; then
   unset TEST_DATABASE_URL TEST_REDIS_URL

@@ -1,44 +1,56 @@
 """Outbound HTTP for platform clients: one pooled ``requests.Session`` with timeouts, retries for
 idempotent requests on transient failures, a response-size cap, manual redirects checked hop by
 hop against the SSRF rules, and errors mapped to the contract's connection-test stages.
+The settings and response types are in ``http_types``, the guarded adapter and the error
+mapping in ``http_adapter``.
 
 Nothing here logs headers or bodies: requests carry credentials and sites may echo them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import http.cookiejar
-import json
 import logging
 import random
-import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import IO, Any, Protocol
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import NameResolutionError
 
 from .base import PlatformError
-from .deadline import Deadline
-from .politeness import PolitenessSettings, gate_for, report_rate_limited
-from .ssrf import DnsFailure, TargetRefused, check_url, guarded_pool_classes
+from .http_adapter import GuardedAdapter, NoCookies, map_request_exception
+from .http_types import (
+    TRANSIENT_STATUSES,
+    BodySink,
+    HttpResponse,
+    HttpSettings,
+    ResponseTooLarge,
+    parse_retry_after,
+)
+from .politeness import gate_for, report_rate_limited
+from .ssrf import DnsFailure, TargetRefused, check_url
+
+# The types and the adapter live in their own modules; their names stay importable from here.
+__all__ = [
+    "TRANSIENT_STATUSES",
+    "USER_AGENT",
+    "BodySink",
+    "GuardedAdapter",
+    "HttpResponse",
+    "HttpSettings",
+    "HttpTransport",
+    "ResponseTooLarge",
+    "map_request_exception",
+    "parse_retry_after",
+]
 
 logger = logging.getLogger(__name__)
 
 SERVICE_VERSION = "0.1.0"
 USER_AGENT = f"IGNY8-Integration-Service/{SERVICE_VERSION} (+https://igny8.com; WordPress connector)"
 MAX_REDIRECTS = 5
-TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 # A Retry-After on these is the site asking for less load: every worker backs off (politeness.py).
 SHARED_BACKOFF_STATUSES = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -46,181 +58,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_SIZE = 64 * 1024
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
-
-
-class ResponseTooLarge(PlatformError):
-    """The body is over ``max_response_bytes`` (announced or read)."""
-
-
-class BodySink(Protocol):
-    """Where a streamed body goes instead of memory (``request(sink=...)``): ``reset`` before
-    each attempt, then ``write`` per chunk; ``write`` may raise PlatformError to stop reading."""
-
-    def reset(self) -> None: ...
-
-    def write(self, chunk: bytes) -> object: ...
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    max_retries: int = 3
-    max_response_bytes: int = 20 * 1024 * 1024
-    allow_private: bool = False
-    pool_size: int = 4
-    # A Retry-After longer than this is not slept through: the error goes to the caller
-    # (a sync job can be rescheduled; a request thread should not block for minutes).
-    max_retry_wait: float = 30.0
-    # One budget for everything this transport does (a connection test): every timeout and
-    # wait below is cut to the time left, and a request past it fails with stage ``timeout``.
-    deadline: Deadline | None = None
-    # Per-site limits shared by every client in the process, and through Redis by every worker.
-    politeness: PolitenessSettings = field(default_factory=PolitenessSettings)
-    # Whose site this client talks to (``client_for`` sets it): the label of the rate-limit
-    # metric. Limits stay keyed by host:port; the metric must not carry a customer's host.
-    site_id: int | None = None
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
-        """The settings declared in ``config.Config`` (an app's ``app.config``)."""
-        politeness = PolitenessSettings.from_config(config)
-        return cls(
-            connect_timeout=float(config["WP_CONNECT_TIMEOUT"]),
-            read_timeout=float(config["WP_READ_TIMEOUT"]),
-            max_retries=int(config["WP_MAX_RETRIES"]),
-            max_response_bytes=int(config["WP_MAX_RESPONSE_BYTES"]),
-            allow_private=bool(config["ALLOW_PRIVATE_TARGETS"]),
-            pool_size=politeness.concurrency,
-            max_retry_wait=float(config["WP_MAX_RETRY_WAIT"]),
-            politeness=politeness,
-        )
-
-
-@dataclass
-class HttpResponse:
-    """A fully read (size-capped) response."""
-
-    status_code: int
-    headers: CaseInsensitiveDict
-    content: bytes
-    url: str  # the final URL, after redirects
-    elapsed_ms: int
-    redirects: list[str] = field(default_factory=list)
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-
-    def json(self) -> Any:
-        """The parsed JSON body; ``ValueError`` when it is not JSON."""
-        if not self.content:
-            raise ValueError("empty body")
-        text = self.content.decode("utf-8-sig", errors="replace")
-        return json.loads(text)
-
-    def json_or_none(self) -> Any:
-        try:
-            return self.json()
-        except ValueError:
-            return None
-
-    def text(self, limit: int | None = None) -> str:
-        data = self.content if limit is None else self.content[:limit]
-        return data.decode("utf-8", errors="replace")
-
-
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """The client is stateless: a cookie set by a site is never sent back (WordPress would
-    otherwise treat a cookie-authenticated request without a nonce as anonymous)."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
-class _SocketRegistry:
-    """The sockets an adapter opened, so that a deadline can cut them all at once: a timeout
-    bounds each read, not a site that trickles a byte per second (headers or body)."""
-
-    def __init__(self) -> None:
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._aborted = False
-
-    def add(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.add(sock)
-            aborted = self._aborted
-        if aborted:
-            _shutdown(sock)
-
-    @property
-    def aborted(self) -> bool:
-        return self._aborted
-
-    def abort(self) -> None:
-        """Shut every socket down (a blocked read returns at once); later ones are shut on open."""
-        with self._lock:
-            self._aborted = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _tracking_pool(pool_class: Any, registry: _SocketRegistry) -> type:
-    class TrackingConnection(pool_class.ConnectionCls):  # type: ignore[misc, name-defined]
-        def connect(self) -> None:
-            super().connect()
-            if self.sock is not None:
-                registry.add(self.sock)
-
-    class TrackingPool(pool_class):  # type: ignore[misc, valid-type]
-        ConnectionCls = TrackingConnection
-
-    return TrackingPool
-
-
-class GuardedAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections resolve and check the target address when they open."""
-
-    def __init__(self, allow_private: bool, pool_size: int) -> None:
-        self._allow_private = allow_private
-        self.sockets = _SocketRegistry()
-        super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        registry = self.__dict__.setdefault("sockets", _SocketRegistry())  # also after unpickling
-        self.poolmanager.pool_classes_by_scheme = {
-            scheme: _tracking_pool(pool_class, registry)
-            for scheme, pool_class in guarded_pool_classes(self._allow_private).items()
-        }
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["_allow_private"] = self._allow_private
-        return state
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _same_origin_or_upgrade(old_url: str, new_url: str) -> bool:
@@ -234,52 +71,6 @@ def _same_origin_or_upgrade(old_url: str, new_url: str) -> bool:
     return old.scheme == "http" and new.scheme == "https" and old.port in (None, 80) and new.port in (None, 443)
 
 
-def _exception_chain(exc: BaseException):
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        for attr in ("reason", "__cause__", "__context__"):
-            nxt = getattr(current, attr, None)
-            if isinstance(nxt, BaseException):
-                current = nxt
-                break
-        else:
-            # requests wraps urllib3 errors in args[0]
-            nxt = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
-            current = nxt
-
-
-def map_request_exception(exc: BaseException, url: str) -> PlatformError:
-    """Translate a requests/urllib3/socket error into a PlatformError with its stage."""
-    host = urlsplit(url).hostname or url
-    for item in _exception_chain(exc):
-        if isinstance(item, TargetRefused):
-            return PlatformError(str(item), stage="connect")
-        if isinstance(item, DnsFailure):
-            return PlatformError(str(item), stage="dns", transient=item.temporary)
-        if isinstance(item, NameResolutionError | socket.gaierror):
-            return PlatformError(f"The host name {host} could not be resolved.", stage="dns")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return PlatformError(f"The TLS handshake with {host} failed (certificate or protocol error).", stage="tls")
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return PlatformError(f"Connecting to {host} timed out.", stage="timeout", transient=True)
-    if isinstance(exc, requests.exceptions.Timeout):
-        return PlatformError(f"{host} did not answer in time.", stage="timeout", transient=True)
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return PlatformError(f"The response from {host} was cut off or malformed.", stage="http", transient=True)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        refused = any(isinstance(item, ConnectionRefusedError) for item in _exception_chain(exc))
-        reason = "the connection was refused" if refused else "the connection failed"
-        return PlatformError(
-            f"Could not connect to {host}: {reason}.", stage="connect", transient=True, connection_refused=refused
-        )
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-        return PlatformError("The URL is not valid.", stage="connect")
-    return PlatformError(f"The request to {host} failed.", stage="http")
-
-
 class HttpTransport:
     """One pooled session per platform client."""
 
@@ -291,7 +82,7 @@ class HttpTransport:
         # No proxies or .netrc from the environment: both would bypass the address checks
         # or add credentials the service did not choose.
         self.session.trust_env = False
-        self.session.cookies.set_policy(_NoCookies())
+        self.session.cookies.set_policy(NoCookies())
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json, */*;q=0.1"})
         self._adapter = GuardedAdapter(settings.allow_private, settings.pool_size)
         self.session.mount("http://", self._adapter)

@@ -10,7 +10,7 @@ from flask import current_app
 
 from ..errors import PlatformNotSupported
 from .base import PlatformClient
-from .http import HttpSettings
+from .http_types import HttpSettings
 from .wordpress import WordPressClient
 
 

@@ -5,7 +5,7 @@ Two layers use the same rules:
 * ``check_url`` runs before every request and every redirect hop: http(s) only, no credentials
   in the URL, the host must resolve, and every address it resolves to must be allowed (with
   ``allow_private`` host names are left to the connect-time check).
-* ``GuardedHTTPConnection`` / ``GuardedHTTPSConnection`` (mounted by ``http.py``) resolve again
+* ``GuardedHTTPConnection`` / ``GuardedHTTPSConnection`` (mounted by ``http_adapter``) resolve again
   when the socket is opened and connect only to an address that passes the check.  The address
   that was checked is the address that is connected to, so a DNS answer that changes between the
   check and the connect (DNS rebinding) cannot smuggle in a private address.  TLS still verifies

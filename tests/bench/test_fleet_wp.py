@@ -15,7 +15,7 @@ import requests
 from bench.fleet_wp import BASE_TIME, FleetEmulator
 from integration_service.extensions import db
 from integration_service.models import Content
-from integration_service.platforms.http import HttpSettings
+from integration_service.platforms.http_types import HttpSettings
 from integration_service.platforms.politeness import PolitenessSettings
 from integration_service.platforms.wordpress import WordPressClient
 from tests.sync.test_tasks import enqueue_sync

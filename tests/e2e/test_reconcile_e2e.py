@@ -14,7 +14,7 @@ import requests
 from integration_service.extensions import db
 from integration_service.models import Content, utcnow
 from integration_service.platforms.base import PostInput
-from integration_service.platforms.http import HttpSettings
+from integration_service.platforms.http_types import HttpSettings
 from integration_service.platforms.wordpress.client import WordPressClient
 from integration_service.timeutil import iso
 from tests.e2e.test_sync_e2e import integration, sync

@@ -13,7 +13,8 @@ import pytest
 import responses
 
 from integration_service.platforms import ssrf
-from integration_service.platforms.http import HttpSettings, HttpTransport
+from integration_service.platforms.http import HttpTransport
+from integration_service.platforms.http_types import HttpSettings
 from integration_service.platforms.wordpress import WordPressClient
 
 PUBLIC_IP = "93.184.216.34"

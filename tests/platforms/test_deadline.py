@@ -10,7 +10,8 @@ import responses
 
 from integration_service.platforms.base import PlatformError
 from integration_service.platforms.deadline import Deadline
-from integration_service.platforms.http import HttpSettings, HttpTransport
+from integration_service.platforms.http import HttpTransport
+from integration_service.platforms.http_types import HttpSettings
 from tests.platforms.fakes import Sleeps, mocked_fixture  # noqa: F401 - fixture
 from tests.support.slow_site import SlowSite
 

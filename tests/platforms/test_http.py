@@ -10,7 +10,8 @@ import requests
 import responses
 
 from integration_service.platforms.base import PlatformError
-from integration_service.platforms.http import USER_AGENT, HttpSettings, HttpTransport, parse_retry_after
+from integration_service.platforms.http import USER_AGENT, HttpTransport
+from integration_service.platforms.http_types import HttpSettings, parse_retry_after
 from tests.platforms.fakes import Sleeps, fake_dns_fixture, mocked_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("fake_dns")

@@ -15,7 +15,8 @@ import responses
 
 from integration_service.platforms import http, politeness
 from integration_service.platforms.base import PlatformError
-from integration_service.platforms.http import HttpSettings, HttpTransport
+from integration_service.platforms.http import HttpTransport
+from integration_service.platforms.http_types import HttpSettings
 from integration_service.platforms.politeness import PolitenessSettings, SiteGate, site_key
 from tests.platforms.fakes import Sleeps
 

@@ -12,7 +12,8 @@ import requests
 
 from integration_service.platforms import ssrf
 from integration_service.platforms.base import PlatformError
-from integration_service.platforms.http import HttpSettings, HttpTransport
+from integration_service.platforms.http import HttpTransport
+from integration_service.platforms.http_types import HttpSettings
 from tests.platforms.fakes import PUBLIC_IP, fake_dns_fixture  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("fake_dns")

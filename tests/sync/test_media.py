@@ -244,9 +244,10 @@ def test_wordpress_refusing_the_file_fails_the_image_and_leaves_no_row(site, wp,
     assert prepare(site, f'<img src="{url}">').uploaded == 1  # a later push tries again
 
 
-def test_wordpress_failing_transiently_raises_and_the_retry_uploads_once(site, wp, host):
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_wordpress_failing_transiently_raises_and_the_retry_uploads_once(site, wp, host, status):
     url = host.serve("red.png", RED)
-    wp.fail_next_upload = (503, {"code": "busy"})
+    wp.fail_next_upload = (status, {"code": "internal_server_error"})
     with pytest.raises(PlatformError) as caught:
         prepare(site, f'<img src="{url}">')
     assert caught.value.transient and [r.state for r in rows()] == ["pending"]

@@ -9,7 +9,7 @@ from flask import current_app
 
 from integration_service.extensions import db
 from integration_service.models import Content, SiteIntegration, SyncEvent
-from integration_service.platforms.http import HttpSettings
+from integration_service.platforms.http_types import HttpSettings
 from integration_service.platforms.wordpress.client import WordPressClient
 from integration_service.sync import runner
 from integration_service.timeutil import iso

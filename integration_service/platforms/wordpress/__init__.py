@@ -1,5 +1,8 @@
-"""WordPress: ``client`` (REST root discovery, posts, terms, paging), ``diagnostics`` (the
-connection checklist) and ``mapping`` (WordPress JSON <-> the platform's types)."""
+"""WordPress: ``client`` (``WordPressClient``, composed of ``rest``: credentials, ``call``, error
+mapping; ``discovery``: the REST root; ``structure``: post types and taxonomies; ``terms``;
+``posts``: pages, posts by id, writes, the pushed-post lookup; ``paging``: whole scans),
+``diagnostics`` (the connection checklist), ``mapping`` (WordPress JSON <-> the platform's types)
+and, planned, ``media`` (uploads: a standalone class that takes the client)."""
 
 from .client import WordPressClient
 

@@ -1,26 +1,65 @@
 """The connection checklist behind ``test_connection``: credentials, the REST API root, the
 Application Password, the IGNY8 Bridge plugin and the WordPress version, each a named check in
-the report's ``details.checks``. It speaks to the site only through the client."""
+the report's ``details.checks``. It speaks to the site only through the client, which it knows
+by the ``ChecklistClient`` Protocol (what the checklist needs of it): the client imports this
+module, never the reverse."""
 
 from __future__ import annotations
 
 import html
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..base import ConnectionReport, PlatformError
+from ..http import HttpTransport
+from ..http_types import HttpResponse
+from .discovery import RestRoot
 from .mapping import CORE_NAMESPACE, PLUGIN_NAMESPACE, wp_error
-
-if TYPE_CHECKING:
-    from .client import RestRoot, WordPressClient
 
 _GENERATOR_PATTERNS = (
     re.compile(rb'generator="WordPress/([0-9][0-9A-Za-z.\-]*)"'),
     re.compile(rb"<generator>https?://wordpress\.org/\?v=([0-9][0-9A-Za-z.\-]*)</generator>"),
     re.compile(rb'<meta name="generator" content="WordPress ([0-9][0-9A-Za-z.\-]*)"'),
 )
+
+
+class ChecklistClient(Protocol):
+    """What the checklist uses of a WordPress client (``WordPressClient`` is one)."""
+
+    site_url: str
+    http: HttpTransport
+
+    @property
+    def has_app_password(self) -> bool: ...
+
+    @property
+    def has_api_key(self) -> bool: ...
+
+    @property
+    def username(self) -> str | None: ...
+
+    @property
+    def incomplete_app_password(self) -> str | None: ...
+
+    def scrub(self, value: Any) -> Any: ...
+
+    def site_base(self) -> str: ...
+
+    def discover(self) -> tuple[RestRoot, list[dict[str, Any]]]: ...
+
+    def call(
+        self,
+        method: str,
+        route: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        auth: str | None = None,
+        retry: bool | None = None,
+    ) -> HttpResponse: ...
 
 
 class _StageFailure(Exception):
@@ -39,7 +78,7 @@ def _ms(started: float) -> int:
 class ConnectionDiagnostics:
     """One run of the checklist against one client; ``run`` never raises for a failing site."""
 
-    def __init__(self, client: WordPressClient) -> None:
+    def __init__(self, client: ChecklistClient) -> None:
         self.client = client
 
     def run(self) -> ConnectionReport:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...timeutil import iso_z, parse_iso
 from ..base import RemotePost
-from ..http import HttpResponse
+from ..http_types import HttpResponse
 from ..redact import safe_text, safe_wp_code
 
 PLUGIN_NAMESPACE = "igny8/v1"

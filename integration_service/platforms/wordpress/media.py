@@ -1,8 +1,9 @@
 """The WordPress media library: upload an image (``POST /wp/v2/media``, raw body), set its
 alt text / caption / title, and find an attachment an interrupted upload may have made.
 
-Used by ``sync/media.py``. It goes through the client's transport (the same SSRF-checked,
-polite, size-capped HTTP as every other site call) and the client's credentials.
+Used by ``sync/media.py``; a standalone class that takes the client (not a mixin of it), and
+goes through its ``call`` (the same SSRF-checked, polite, size-capped transport as every other
+site call, and the client's credentials).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
 from ..base import PlatformError
-from ..http import TRANSIENT_STATUSES, HttpResponse
+from ..http import TRANSIENT_STATUSES, HttpResponse, parse_retry_after
 from .client import WordPressClient
 from .mapping import CORE_NAMESPACE, PLUGIN_NAMESPACE, format_wp_datetime, wp_error
 
@@ -104,7 +105,6 @@ class WordPressMedia:
             params["alt_text"] = alt_text
         if caption:
             params["caption"] = caption
-        url, query = self.client.root().url_for(MEDIA_ROUTE, params)
         headers = {
             "Content-Type": mime,
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -112,14 +112,8 @@ class WordPressMedia:
             # Headers are latin-1 without line breaks: percent-encode what is not plain ASCII.
             SOURCE_URL_HEADER: quote(source_url, safe=":/?#[]@!$&'()*+,;=%~"),
         }
-        response = self.client.http.request(
-            "POST",
-            url,
-            params=query,
-            data=body,
-            headers=headers,
-            secret_headers=self.client._auth("app"),
-            retry=False,
+        response = self.client.call(
+            "POST", MEDIA_ROUTE, params=params, data=body, headers=headers, auth="app", retry=False
         )
         self._raise_for_upload(response, filename)
         attachment = attachment_from_json(response.json_or_none())
@@ -145,7 +139,14 @@ class WordPressMedia:
                 stage="http",
                 status_code=status,
             )
-        self.client._raise_for(response, f"the upload of {filename}")  # 5xx, 429: transient
+        # 429 and any other 5xx (a PHP fatal while making sub-sizes, a proxy): the job retries.
+        raise PlatformError(
+            self.client.scrub(f"WordPress answered HTTP {status} to the upload of {filename}{detail}."),
+            stage="http",
+            status_code=status,
+            transient=True,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
 
     def get(self, attachment_id: int) -> Attachment | None:
         """The attachment, or None when it no longer exists."""

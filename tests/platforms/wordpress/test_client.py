@@ -128,7 +128,7 @@ def test_pages_walks_every_page(wp: responses.RequestsMock) -> None:
 def test_pages_go_on_fetching_while_the_caller_stores_a_page(wp: responses.RequestsMock) -> None:
     """With a slow caller, the scan keeps ``concurrency`` requests going (never more) until
     PAGES_AHEAD_PER_REQUEST x concurrency pages wait, instead of idling the site."""
-    from integration_service.platforms.wordpress.client import PAGES_AHEAD_PER_REQUEST
+    from integration_service.platforms.wordpress.paging import PAGES_AHEAD_PER_REQUEST
 
     lock = threading.Lock()
     fetched: list[int] = []
