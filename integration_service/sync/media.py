@@ -46,7 +46,7 @@ from ..models import SiteMedia
 from ..platforms.base import PlatformError
 from ..platforms.http import HttpSettings, HttpTransport
 from ..platforms.wordpress.client import WordPressClient
-from ..platforms.wordpress.media import Attachment, MediaRejected, WordPressMedia
+from ..platforms.wordpress.media import Attachment, MediaRejected, WordPressMedia, is_default_title
 from .media_fetch import FetchedImage, ImageRefused, fetch_image
 from .media_html import external_image_url, find_images, render_img, replace_tags
 
@@ -149,8 +149,7 @@ def prepare_media(
 ) -> PreparedMedia:
     """Upload (or reuse) every image of a post; see the module docstring."""
     settings = settings or MediaSettings.for_client(client)
-    site_host = urlsplit(client.site_url).hostname
-    tags = [(tag, external_image_url(tag.src, site_host)) for tag in find_images(content_html or "")]
+    tags = [(tag, external_image_url(tag.src, client.site_url)) for tag in find_images(content_html or "")]
     wanted: dict[str, dict[str, str]] = {}  # source URL -> attachment fields it asks for, in order
     featured = featured_image or {}
     featured_url = str(featured.get("url") or "").strip() or None
@@ -324,14 +323,13 @@ class _Preparer:
         """The row's attachment with the fields this post gives set where the attachment has
         none; None (and the rows of that attachment removed) when it no longer exists."""
         known = dict(row.attachment_fields or {})
-        default_title = row.filename.rsplit(".", 1)[0]
-        missing = {key: value for key, value in fields.items() if value and not _has_field(known, key, default_title)}
+        missing = {key: value for key, value in fields.items() if value and not _has_field(known, key, row.filename)}
         attachment = Attachment(row.attachment_id or 0, row.attachment_url or "", row.width, row.height, known)
         if not missing:
             return attachment
         current = self.media.get(attachment.id)
         if current is not None:
-            missing = {key: v for key, v in missing.items() if not _has_field(current.fields, key, default_title)}
+            missing = {key: v for key, v in missing.items() if not _has_field(current.fields, key, row.filename)}
             if missing:
                 current = self.media.update_fields(attachment.id, missing)
         if current is None:
@@ -385,7 +383,6 @@ def media_lock_key(site_id: int, sha256: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _has_field(fields: Mapping[str, str], key: str, default_title: str) -> bool:
+def _has_field(fields: Mapping[str, str], key: str, filename: str) -> bool:
     value = (fields.get(key) or "").strip()
-    # WordPress titles an upload after its file name: that is no title of the customer's.
-    return bool(value) and not (key == "title" and value == default_title)
+    return bool(value) and not (key == "title" and is_default_title(value, filename))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 # The source's responsive variants name the platform's copies: WordPress serves its own srcset
 # for a tag with the wp-image-{id} class, so the old ones are dropped from a rewritten tag.
@@ -73,19 +73,28 @@ def find_images(document: str) -> list[ImgTag]:
     return finder.tags
 
 
-def external_image_url(src: str, site_host: str | None) -> str | None:
-    """``src`` when it is an absolute http(s) URL on another host than the site, else None
-    (relative, protocol-relative, ``data:`` and the site's own images stay as they are)."""
+def external_image_url(src: str, site_url: str) -> str | None:
+    """``src`` when it is an absolute http(s) URL that is not on the site, else None (relative,
+    protocol-relative, ``data:`` and the site's own images stay as they are). On the site means
+    the same host on the same port, http and https on their default ports counting as one."""
     try:
-        parts = urlsplit(src)
-        host = parts.hostname
+        parts, site = urlsplit(src), urlsplit(site_url)
+        host, port, site_port = parts.hostname, _port(parts), _port(site)
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    if site_host and host.lower() == site_host.lower():
+    if (
+        site.hostname
+        and host.lower() == site.hostname.lower()
+        and (port == site_port or {port, site_port} <= {80, 443})
+    ):
         return None
     return src
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
 
 
 def render_img(tag: ImgTag, url: str, attachment_id: int, width: int | None, height: int | None) -> str:

@@ -31,6 +31,10 @@ def test_finds_img_tags_with_their_exact_offsets_but_not_in_comments_or_scripts(
         ("HTTP://cdn.example.com/a.png", True),
         ("https://blog.example.com/wp-content/uploads/a.png", False),
         ("https://BLOG.example.com/a.png", False),
+        ("http://blog.example.com/a.png", False),
+        ("https://blog.example.com:443/a.png", False),
+        ("https://blog.example.com:8443/a.png", True),
+        ("http://127.0.0.1:8080/a.png", True),
         ("//cdn.example.com/a.png", False),
         ("/a.png", False),
         ("data:image/png;base64,AA==", False),
@@ -40,7 +44,12 @@ def test_finds_img_tags_with_their_exact_offsets_but_not_in_comments_or_scripts(
     ],
 )
 def test_only_absolute_http_urls_on_another_host_are_external(src, expected):
-    assert (external_image_url(src, "blog.example.com") is not None) is expected
+    assert (external_image_url(src, "https://blog.example.com/") is not None) is expected
+
+
+def test_a_site_on_a_port_owns_only_that_port():
+    assert external_image_url("http://127.0.0.1:8896/wp-content/a.png", "http://127.0.0.1:8896") is None
+    assert external_image_url("http://127.0.0.1:9000/a.png", "http://127.0.0.1:8896") is not None
 
 
 def test_render_img_keeps_alt_and_other_attributes_and_drops_the_source_srcset():

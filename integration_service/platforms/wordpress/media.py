@@ -220,6 +220,13 @@ class WordPressMedia:
         return None
 
 
+def is_default_title(title: str, filename: str) -> bool:
+    """Is ``title`` the one WordPress gave an upload of ``filename`` (its stored file name
+    without the extension, ``-1`` or ``-scaled`` included)? That is no title of the customer's."""
+    stem = filename.rpartition(".")[0] or filename
+    return _stored_name_pattern(stem).fullmatch(title.strip()) is not None
+
+
 def _stored_name_pattern(filename: str) -> re.Pattern[str]:
     """The names WordPress may store ``filename`` under: as is, ``-N`` when the name was taken,
     ``-scaled`` for a big image (WordPress 5.3+), or both."""
