@@ -14,6 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from bench.images import ImageServer, noisy_jpeg, png
 from integration_service.extensions import db
 from integration_service.models import SiteMedia
 from integration_service.platforms.base import PostInput
@@ -22,7 +23,6 @@ from integration_service.platforms.wordpress import WordPressClient
 from integration_service.platforms.wordpress.media import WordPressMedia
 from integration_service.sync.media import MediaSettings, prepare_media, upload_filename
 from integration_service.sync.media_html import find_images
-from tests.support.image_server import ImageServer, noisy_jpeg, png
 
 pytestmark = pytest.mark.e2e
 

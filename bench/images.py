@@ -1,5 +1,5 @@
-"""A local image host on loopback (TEST ONLY): serves ``{path: bytes}`` over real HTTP from a
-thread and counts the requests per path. Used by the media end-to-end test and bench/publish.py.
+"""A local image host on loopback (TEST and BENCH ONLY): serves ``{path: bytes}`` over real HTTP from a
+thread and counts the requests per path. Used by bench/publish.py and the media end-to-end test.
 
     with ImageServer({"/a.png": png_bytes}) as images:
         images.url("/a.png")   # http://127.0.0.1:PORT/a.png
