@@ -20,6 +20,7 @@ earlier runs are deleted from the bench site first.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -314,7 +315,7 @@ def run(quick: bool) -> dict[str, Any]:
 
     phases = {}
     labels = ("naive", "floor 1", "service", "floor 2", "service again")
-    for label, start, end in zip(labels, offsets, offsets[1:], strict=True):
+    for label, (start, end) in zip(labels, itertools.pairwise(offsets), strict=True):
         lines = site.requests_since(start, end)
         phases[label] = {
             "uploads": wp.request_stats(lines, "POST", "/wp-json/wp/v2/media")["count"],

@@ -33,6 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -54,7 +55,38 @@ logger = logging.getLogger(__name__)
 
 UPLOADED, REUSED, FAILED = "uploaded", "reused", "failed"
 FIELD_NAMES = ("alt_text", "caption", "title")
-_LOCK_STRIPES = [threading.Lock() for _ in range(64)]
+
+
+class _KeyedLocks:
+    """One lock per key, dropped when nobody holds or waits for it (in-process)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Any, list[Any]] = {}  # key -> [lock, holders and waiters]
+
+    @contextlib.contextmanager
+    def hold(self, key: Any, timeout: float) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            if not entry[0].acquire(timeout=max(0.0, timeout)):
+                raise PlatformError("Another job is uploading the same image; retrying later.", transient=True)
+            try:
+                yield
+            finally:
+                entry[0].release()
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+
+# Threads of this process: one fetch per new URL at a time (the others then find its row), one
+# upload per new image (URL locks are always taken before image locks, so they cannot deadlock).
+_URL_LOCKS = _KeyedLocks()
+_IMAGE_LOCKS = _KeyedLocks()
 
 
 @dataclass(frozen=True)
@@ -62,6 +94,9 @@ class MediaSettings:
     max_bytes: int = 20 * 1024 * 1024
     fetch_timeout: float = 60.0
     lock_wait: float = 30.0
+    # Images of one post prepared at once (each fetch and upload still waits for its slot in
+    # the site's and the image host's politeness limits).
+    parallel: int = 4
     http: HttpSettings = field(default_factory=HttpSettings)  # for the image hosts
 
     @classmethod
@@ -85,7 +120,8 @@ class MediaSettings:
             site_id=base.site_id,
         )
         lock_wait = float(config.get("MEDIA_LOCK_WAIT_SECONDS", cls.lock_wait))
-        return cls(max_bytes=max_bytes, fetch_timeout=fetch_timeout, lock_wait=lock_wait, http=http)
+        parallel = max(1, int(config.get("MEDIA_PARALLEL", base.politeness.concurrency)))
+        return cls(max_bytes=max_bytes, fetch_timeout=fetch_timeout, lock_wait=lock_wait, parallel=parallel, http=http)
 
 
 @dataclass
@@ -161,10 +197,8 @@ def prepare_media(
             fields = wanted.setdefault(url, {})
             if tag.alt and not fields.get("alt_text"):
                 fields["alt_text"] = tag.alt
-    resolved: dict[str, _Resolved] = {}
     with _Preparer(client, site_id, settings) as preparer:
-        for url, fields in wanted.items():
-            resolved[url] = preparer.resolve(url, fields)
+        resolved = preparer.resolve_all(wanted)
     replacements = []
     for tag, url in tags:
         done = resolved.get(url) if url is not None else None
@@ -189,23 +223,40 @@ class _Preparer:
         self.media = WordPressMedia(client)
         self.site_id = site_id
         self.settings = settings
-        self._fetcher: HttpTransport | None = None
+        # Its own session: image hosts never see the site's credentials (none are set on it).
+        self.fetcher = HttpTransport(self.settings.http)
 
     def __enter__(self) -> _Preparer:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._fetcher is not None:
-            self._fetcher.close()
+        self.fetcher.close()
 
-    @property
-    def fetcher(self) -> HttpTransport:
-        # Its own session: image hosts never see the site's credentials (none are set on it).
-        if self._fetcher is None:
-            self._fetcher = HttpTransport(self.settings.http)
-        return self._fetcher
+    def resolve_all(self, wanted: dict[str, dict[str, str]]) -> dict[str, _Resolved]:
+        """Every image, ``settings.parallel`` at a time: each thread in its own app context
+        (so its own database session); the caller's session is not used."""
+        if len(wanted) <= 1 or self.settings.parallel <= 1 or not has_app_context():
+            return {url: self._resolve_in_context(url, fields, None) for url, fields in wanted.items()}
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(min(len(wanted), self.settings.parallel), thread_name_prefix="media") as pool:
+            futures = {url: pool.submit(self._resolve_in_context, url, fields, app) for url, fields in wanted.items()}
+            # .result() re-raises the first failure (a transient error fails the whole post).
+            return {url: future.result() for url, future in futures.items()}
+
+    def _resolve_in_context(self, url: str, fields: dict[str, str], app: Any) -> _Resolved:
+        if app is None:
+            return self.resolve(url, fields)
+        with app.app_context():
+            try:
+                return self.resolve(url, fields)
+            finally:
+                db.session.remove()
 
     def resolve(self, url: str, fields: dict[str, str]) -> _Resolved:
+        with _URL_LOCKS.hold((self.site_id, url), self.settings.lock_wait):
+            return self._resolve(url, fields)
+
+    def _resolve(self, url: str, fields: dict[str, str]) -> _Resolved:
         for _attempt in range(2):  # a second time only when a known attachment was deleted
             row = self._row_by_url(url)
             if row is not None and row.state == "done" and row.attachment_id:
@@ -354,10 +405,7 @@ class _Preparer:
     def _lock(self, sha256: str) -> Iterator[None]:
         key = media_lock_key(self.site_id, sha256)
         deadline = time.monotonic() + self.settings.lock_wait
-        stripe = _LOCK_STRIPES[key % len(_LOCK_STRIPES)]
-        if not stripe.acquire(timeout=self.settings.lock_wait):
-            raise PlatformError("Another job is uploading the same image; retrying later.", transient=True)
-        try:
+        with _IMAGE_LOCKS.hold((self.site_id, sha256), self.settings.lock_wait):
             if db.engine.dialect.name != "postgresql":
                 yield  # SQLite (development): one process, the thread lock is enough
                 return
@@ -373,8 +421,6 @@ class _Preparer:
                 finally:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
-        finally:
-            stripe.release()
 
 
 def media_lock_key(site_id: int, sha256: str) -> int:

@@ -39,7 +39,9 @@ class FakeMediaLibrary:
         self.next_id = 100
         self.lose_next_answer = False  # store the upload, then drop the connection (a lost answer)
         self.fail_next_upload: tuple[int, dict[str, Any]] | None = None
-        mock.add_callback(responses.POST, re.compile(re.escape(API) + r"/media.*"), callback=self._post)
+        mock.add_callback(
+            responses.POST, re.compile(re.escape(API) + r"/media.*"), callback=lambda request: self._post(request)
+        )
         mock.add_callback(responses.GET, re.compile(re.escape(API) + r"/media.*"), callback=self._get)
         if plugin:
             mock.add_callback(

@@ -44,7 +44,9 @@ def host(mocked: responses.RequestsMock) -> ImageHost:
 
 
 def settings_for(client: Any, **config: Any) -> MediaSettings:
-    return MediaSettings.for_client(client, {"MEDIA_MAX_BYTES": 1024 * 1024, "MEDIA_LOCK_WAIT_SECONDS": 2, **config})
+    # One image at a time unless a test asks for more: attachment ids then follow the order.
+    defaults = {"MEDIA_MAX_BYTES": 1024 * 1024, "MEDIA_LOCK_WAIT_SECONDS": 2, "MEDIA_PARALLEL": 1}
+    return MediaSettings.for_client(client, {**defaults, **config})
 
 
 def prepare(site: Any, html: str, featured: dict | None = None, client: Any = None, **config: Any):
@@ -307,11 +309,13 @@ def test_no_images_no_requests(site, mocked):
     assert len(mocked.calls) == 0
 
 
-def test_concurrent_jobs_upload_the_same_new_image_once(site, wp, host, app):
-    """Four threads (as four jobs) publish posts with the same new image at once: one upload."""
+@pytest.mark.parametrize("same_url", [False, True])
+def test_concurrent_jobs_upload_the_same_new_image_once(site, wp, host, app, same_url):
+    """Four threads (as four jobs) publish posts with the same new image at once (under four
+    URLs, or one): one upload, and one fetch per URL."""
     import threading
 
-    urls = [host.serve(f"same-{i}.png", RED) for i in range(4)]
+    urls = [host.serve("same.png", RED)] * 4 if same_url else [host.serve(f"same-{i}.png", RED) for i in range(4)]
     results: list[Any] = []
     errors: list[BaseException] = []
 
@@ -333,6 +337,7 @@ def test_concurrent_jobs_upload_the_same_new_image_once(site, wp, host, app):
     assert len(wp.uploads) == 1
     assert sorted(r.uploaded for r in results) == [0, 0, 0, 1]
     assert {r.items[0].external_id for r in results} == {"100"}
+    assert sum(host.hits.values()) == (1 if same_url else 4)
 
 
 def test_an_upload_of_the_same_bytes_by_another_process_makes_the_job_retry(site, wp, host):
@@ -351,3 +356,37 @@ def test_an_upload_of_the_same_bytes_by_another_process_makes_the_job_retry(site
         other_worker.commit()
     assert wp.uploads == []
     assert prepare(site, f'<img src="{url}">').uploaded == 1
+
+
+def test_the_images_of_one_post_are_prepared_in_parallel(site, wp, host, monkeypatch):
+    import threading
+    import time as time_module
+
+    colors = [(i * 40, 10, 10) for i in range(4)]
+    urls = [host.serve(f"p{i}.png", image_bytes(color)) for i, color in enumerate(colors)]
+    in_flight, peak, guard = [0], [0], threading.Lock()
+    upload = wp._post
+
+    def slow_upload(request: Any):
+        with guard:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time_module.sleep(0.2)
+        try:
+            with guard:  # responses' callbacks are not thread-safe themselves
+                return upload(request)
+        finally:
+            with guard:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(wp, "_post", slow_upload)
+    html = "".join(f'<img src="{u}" alt="{i}">' for i, u in enumerate(urls[1:]))
+    started = time_module.monotonic()
+    prepared = prepare(site, html, {"url": urls[0]}, MEDIA_PARALLEL=4)
+    assert time_module.monotonic() - started < 0.7  # 4 x 0.2 s one after the other is 0.8 s
+    assert prepared.uploaded == 4 and peak[0] >= 2
+    by_url = {item.source_url: item.external_id for item in prepared.items}
+    assert prepared.featured_media_id == int(by_url[urls[0]])
+    for tag in find_images(prepared.content_html):
+        attachment = wp.attachments[int(tag.get("class").split("wp-image-")[1])]
+        assert tag.src == attachment["source_url"] and attachment["alt_text"] == tag.alt
