@@ -171,7 +171,11 @@ def service_arm(spec: dict[str, Any]) -> dict[str, Any]:
     from integration_service.platforms.wordpress import WordPressClient
     from integration_service.sync.media import prepare_media
 
-    app = common.bench_app()
+    from integration_service import create_app
+
+    # Post threads x image threads (MEDIA_PARALLEL) sessions, plus a lock connection per upload.
+    options = {"pool_size": CONCURRENCY * (CONCURRENCY + 1), "max_overflow": 2 * CONCURRENCY * CONCURRENCY}
+    app = create_app(overrides={"SQLALCHEMY_ENGINE_OPTIONS": options})
     me = psutil.Process()
     with app.app_context():
         integration = db.session.get(SiteIntegration, spec["integration_id"])
