@@ -165,13 +165,12 @@ def service_arm(spec: dict[str, Any]) -> dict[str, Any]:
     """Publish the spec's posts as the service does (in this process), reporting time and RSS."""
     import psutil
 
+    from integration_service import create_app
     from integration_service.extensions import db
     from integration_service.models import SiteIntegration
     from integration_service.platforms.registry import client_for
     from integration_service.platforms.wordpress import WordPressClient
     from integration_service.sync.media import prepare_media
-
-    from integration_service import create_app
 
     # Post threads x image threads (MEDIA_PARALLEL) sessions, plus a lock connection per upload.
     options = {"pool_size": CONCURRENCY * (CONCURRENCY + 1), "max_overflow": 2 * CONCURRENCY * CONCURRENCY}

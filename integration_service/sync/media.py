@@ -234,14 +234,36 @@ class _Preparer:
 
     def resolve_all(self, wanted: dict[str, dict[str, str]]) -> dict[str, _Resolved]:
         """Every image, ``settings.parallel`` at a time: each thread in its own app context
-        (so its own database session); the caller's session is not used."""
-        if len(wanted) <= 1 or self.settings.parallel <= 1 or not has_app_context():
-            return {url: self._resolve_in_context(url, fields, None) for url, fields in wanted.items()}
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        with ThreadPoolExecutor(min(len(wanted), self.settings.parallel), thread_name_prefix="media") as pool:
-            futures = {url: pool.submit(self._resolve_in_context, url, fields, app) for url, fields in wanted.items()}
-            # .result() re-raises the first failure (a transient error fails the whole post).
-            return {url: future.result() for url, future in futures.items()}
+        (so its own database session). Images already known with every field this post gives
+        are answered from one query first, with no thread and no request: the common case once
+        a site's images are in (a re-push, a post reusing images)."""
+        resolved = self._known(wanted)
+        rest = {url: fields for url, fields in wanted.items() if url not in resolved}
+        if len(rest) <= 1 or self.settings.parallel <= 1 or not has_app_context():
+            resolved.update({url: self._resolve_in_context(url, fields, None) for url, fields in rest.items()})
+        else:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            with ThreadPoolExecutor(min(len(rest), self.settings.parallel), thread_name_prefix="media") as pool:
+                futures = {url: pool.submit(self._resolve_in_context, url, fields, app) for url, fields in rest.items()}
+                # .result() re-raises the first failure (a transient error fails the whole post).
+                resolved.update({url: future.result() for url, future in futures.items()})
+        return {url: resolved[url] for url in wanted}  # in the post's order
+
+    def _known(self, wanted: dict[str, dict[str, str]]) -> dict[str, _Resolved]:
+        hashes = {url_hash(url): url for url in wanted}
+        query = select(SiteMedia).where(
+            SiteMedia.site_id == self.site_id, SiteMedia.url_hash.in_(hashes), SiteMedia.state == "done"
+        )
+        found: dict[str, _Resolved] = {}
+        for row in db.session.scalars(query.execution_options(populate_existing=True)):
+            url = hashes.get(row.url_hash)
+            if url is None or row.source_url != url or not row.attachment_id:
+                continue
+            known = dict(row.attachment_fields or {})
+            if all(_has_field(known, key, row.filename) for key, value in wanted[url].items() if value):
+                attachment = Attachment(row.attachment_id, row.attachment_url or "", row.width, row.height, known)
+                found[url] = self._ok(url, attachment, REUSED)
+        return found
 
     def _resolve_in_context(self, url: str, fields: dict[str, str], app: Any) -> _Resolved:
         if app is None:
