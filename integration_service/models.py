@@ -336,3 +336,37 @@ class Content(TimestampMixin, Model):
         Index("ix_contents_site_external_status", "site_id", "external_status"),
         Index("ix_contents_site_status", "site_id", "status"),
     )
+
+
+class SiteMedia(TimestampMixin, Model):
+    """One image source (URL) uploaded to a site's media library (sync/media.py).
+
+    Found by the URL (``url_hash``: a unique index cannot hold a 2,048-character URL) or by the
+    bytes (``sha256``): the same URL or the same bytes again reuse ``attachment_id``. A row is
+    committed ``pending`` before its upload and set ``done`` with the attachment after it, so a
+    pending row left behind means "maybe uploaded": the next run looks the attachment up first.
+    """
+
+    __tablename__ = "site_media"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), nullable=False)
+    source_url: Mapped[str] = mapped_column(Text, nullable=False)
+    url_hash: Mapped[str] = mapped_column(String(64), nullable=False)  # sha256 hex of source_url
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)  # of the image bytes
+    state: Mapped[str] = mapped_column(String(10), default="pending", nullable=False)  # pending | done
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)  # as uploaded: <name>-<sha12>.<ext>
+    mime: Mapped[str] = mapped_column(String(40), nullable=False)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    attachment_id: Mapped[int | None] = mapped_column(Integer)
+    attachment_url: Mapped[str | None] = mapped_column(Text)
+    # Attachment fields known to be set on the attachment ({"alt_text": ..., "caption": ...,
+    # "title": ...}): a later post's alt text is only written where the attachment has none.
+    attachment_fields: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "url_hash"),
+        Index("ix_site_media_site_sha256", "site_id", "sha256"),
+        CheckConstraint("state in ('pending','done')", name="state"),
+    )
