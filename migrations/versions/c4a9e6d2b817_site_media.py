@@ -1,7 +1,7 @@
 """Site media: images uploaded to each site's media library, once per URL and per bytes
 
 Revision ID: c4a9e6d2b817
-Revises: 7d3f1a2b9c10
+Revises: 9a4c6e2f8b17
 Create Date: 2026-12-04 21:30:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "c4a9e6d2b817"
-down_revision = "7d3f1a2b9c10"
+down_revision = "9a4c6e2f8b17"
 branch_labels = None
 depends_on = None
 
