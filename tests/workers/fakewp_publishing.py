@@ -130,7 +130,17 @@ class PublishingWordPress(FakeWordPress):
         return [r for r in self.requests if r["route"] == "wp/v2/media"]
 
 
-_PUBLISHING = ("excerpt", "slug", "date_gmt", "author", "format", "sticky", "comment_status", "featured_media")
+_PUBLISHING = (
+    "excerpt",
+    "slug",
+    "date_gmt",
+    "author",
+    "format",
+    "sticky",
+    "comment_status",
+    "featured_media",
+    "igny8_seo",
+)
 
 
 def _defaults(post_id: int, post_type: str) -> dict[str, Any]:
