@@ -1,9 +1,11 @@
 """Images of a post into the site's media library, before the post is written.
 
 ``prepare_media`` takes a post's HTML and featured image, makes sure every image it references
-(the featured image, and each ``<img src>`` with an absolute http(s) URL on another host than the
-site) is an attachment of the site, and returns the HTML to send with those tags pointing at the
-attachments (``media_html``), the featured attachment id and one ``MediaItem`` per image.
+(the featured image, and each ``<img src>`` with an absolute http(s) URL not on the site) is an
+attachment of the site, and returns the HTML to send with those tags pointing at the attachments
+(``media_html``), the featured attachment id and one ``MediaItem`` per image. The featured image
+is taken in even when it is on the site already (``featured_media`` needs an attachment id, and
+core REST cannot find one by URL); a failed image's tag is left as it was.
 
 Once per site: ``SiteMedia`` rows remember each source URL and the sha256 of its bytes with the
 attachment, so the same URL (not fetched again) or the same bytes under another URL (fetched, not
@@ -15,31 +17,28 @@ row found later means a worker may have died after WordPress stored the file: th
 looked up (``WordPressMedia.find_uploaded``: exact by source hash with the companion plugin, by
 file name and time window without it, whose remaining risk its docstring states) before
 anything is uploaded again. Two jobs never upload the same bytes at once: the upload runs under
-a lock per (site, sha256), a thread lock in the process plus, on PostgreSQL, a session advisory
-lock on its own connection (released by PostgreSQL if the worker dies), so a pending row seen
-while holding the lock is never another job's upload in flight.
+a lock per (site, sha256) (``media_locks``), so a pending row seen while holding the lock is
+never another job's upload in flight.
 
-``prepare_media`` commits the database session (the pending rows must be durable before each
-upload). Permanent problems with one image become a failed item; transient ones (network, 5xx,
-429, the lock not free in time) raise a transient ``PlatformError`` so the job is retried.
+``prepare_media`` may commit the caller's database session (the pending rows must be durable
+before each upload; images prepared in parallel use sessions of their own). Permanent problems
+with one image become a failed item; transient ones (network, 5xx, 429, the lock not free in
+time) raise a transient ``PlatformError`` so the job is retried.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
-import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app, has_app_context
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -50,43 +49,12 @@ from ..platforms.wordpress.client import WordPressClient
 from ..platforms.wordpress.media import Attachment, MediaRejected, WordPressMedia, is_default_title
 from .media_fetch import FetchedImage, ImageRefused, fetch_image
 from .media_html import external_image_url, find_images, render_img, replace_tags
+from .media_locks import image_lock, url_lock
 
 logger = logging.getLogger(__name__)
 
 UPLOADED, REUSED, FAILED = "uploaded", "reused", "failed"
 FIELD_NAMES = ("alt_text", "caption", "title")
-
-
-class _KeyedLocks:
-    """One lock per key, dropped when nobody holds or waits for it (in-process)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[Any, list[Any]] = {}  # key -> [lock, holders and waiters]
-
-    @contextlib.contextmanager
-    def hold(self, key: Any, timeout: float) -> Iterator[None]:
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            if not entry[0].acquire(timeout=max(0.0, timeout)):
-                raise PlatformError("Another job is uploading the same image; retrying later.", transient=True)
-            try:
-                yield
-            finally:
-                entry[0].release()
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[key]
-
-
-# Threads of this process: one fetch per new URL at a time (the others then find its row), one
-# upload per new image (URL locks are always taken before image locks, so they cannot deadlock).
-_URL_LOCKS = _KeyedLocks()
-_IMAGE_LOCKS = _KeyedLocks()
 
 
 @dataclass(frozen=True)
@@ -275,7 +243,7 @@ class _Preparer:
                 db.session.remove()
 
     def resolve(self, url: str, fields: dict[str, str]) -> _Resolved:
-        with _URL_LOCKS.hold((self.site_id, url), self.settings.lock_wait):
+        with url_lock(self.site_id, url, self.settings.lock_wait):
             return self._resolve(url, fields)
 
     def _resolve(self, url: str, fields: dict[str, str]) -> _Resolved:
@@ -293,7 +261,7 @@ class _Preparer:
             except ImageRefused as exc:
                 return _Resolved(MediaItem(url, None, None, FAILED, exc.reason))
             try:
-                with self._lock(image.sha256):
+                with image_lock(self.site_id, image.sha256, self.settings.lock_wait):
                     outcome = self._store(url, image, fields)
             finally:
                 image.close()
@@ -422,33 +390,6 @@ class _Preparer:
                           current.fields)  # fmt: skip
 
     # -- the per-(site, bytes) lock --------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _lock(self, sha256: str) -> Iterator[None]:
-        key = media_lock_key(self.site_id, sha256)
-        deadline = time.monotonic() + self.settings.lock_wait
-        with _IMAGE_LOCKS.hold((self.site_id, sha256), self.settings.lock_wait):
-            if db.engine.dialect.name != "postgresql":
-                yield  # SQLite (development): one process, the thread lock is enough
-                return
-            with db.engine.connect() as connection:
-                while not connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
-                    connection.rollback()
-                    if time.monotonic() > deadline:
-                        raise PlatformError("Another job is uploading the same image; retrying later.", transient=True)
-                    time.sleep(0.05)
-                connection.commit()  # the lock is the session's, not the transaction's
-                try:
-                    yield
-                finally:
-                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    connection.commit()
-
-
-def media_lock_key(site_id: int, sha256: str) -> int:
-    """The PostgreSQL advisory lock key (a signed 64-bit integer) of one image on one site."""
-    digest = hashlib.sha256(f"site_media:{site_id}:{sha256}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _has_field(fields: Mapping[str, str], key: str, filename: str) -> bool:

@@ -13,8 +13,9 @@ from sqlalchemy import select, text
 from integration_service.extensions import db
 from integration_service.models import SiteMedia
 from integration_service.platforms.base import PlatformError
-from integration_service.sync.media import FAILED, REUSED, UPLOADED, MediaSettings, media_lock_key, prepare_media
+from integration_service.sync.media import FAILED, REUSED, UPLOADED, MediaSettings, prepare_media
 from integration_service.sync.media_html import find_images
+from integration_service.sync.media_locks import media_lock_key
 from tests.platforms.fakes import (
     APP_PASSWORD,
     SITE,
