@@ -224,6 +224,12 @@ class Config:
     # A slot's lease, renewed every third of it while the request runs: a killed worker's slot
     # frees itself after at most this long.
     WP_SLOT_LEASE_SECONDS = float(os.environ.get("WP_SLOT_LEASE_SECONDS", "15"))
+    # Images a publish uploads to a site's media library (sync/media.py): at most this many bytes
+    # per image (streamed to a temp file, never held whole in memory), fetched within this total
+    # time, and a media lock waited for at most this long before the job retries later.
+    MEDIA_MAX_BYTES = int(os.environ.get("MEDIA_MAX_BYTES", str(20 * 1024 * 1024)))
+    MEDIA_FETCH_TIMEOUT_SECONDS = float(os.environ.get("MEDIA_FETCH_TIMEOUT_SECONDS", "60"))
+    MEDIA_LOCK_WAIT_SECONDS = float(os.environ.get("MEDIA_LOCK_WAIT_SECONDS", "30"))
     # The whole synchronous connection test (every request, retry and wait) shares this budget;
     # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
     # worker is killed mid-test and the client gets no JSON answer.

@@ -7,6 +7,8 @@ Benchmarks (each prints its table and writes ``bench/results/<name>.json``):
 * ``pull_pg``  — 7. PostgreSQL time per post of a first full pull, N = 1,000 / 10,000 / 50,000
                  (in-memory pages: only the storing side), before/after statements
 * ``push``     — 4. push of 500 contents vs a raw loop of the same WordPress POSTs (quick: 100)
+* ``publish`` — issue 21: 200 posts with a featured + 3 inline images from 50 distinct images,
+                 naive loop vs raw floor vs the service's media preparation (quick: 40 / 10)
 * ``webhooks`` — 5. signed webhook ingestion vs the trivial route, burst correctness
 * ``polling``  — 6. sync_status with 1,000 integrations and 100,000 SyncEvents vs the trivial route
 * ``fleet``    — issue 11: 1,000 sites on the asyncio WordPress emulator, 4 worker processes:
@@ -35,7 +37,7 @@ from typing import Any
 from . import common
 from .common import log, machine_info, print_table, write_result
 
-BENCHMARKS = ("pull", "pull_pg", "push", "webhooks", "polling", "fleet", "fleet_tick", "fleet_real")
+BENCHMARKS = ("pull", "pull_pg", "push", "publish", "webhooks", "polling", "fleet", "fleet_tick", "fleet_real")
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -115,6 +117,17 @@ def summary_rows(results: dict[str, Any]) -> list[list[Any]]:
     push = results.get("push")
     if isinstance(push, dict) and "ratio" in push:
         rows.append(["push: service / raw loop", _fmt_ratio(push["ratio"]), ">= 0.8", (push["ratio"] or 0) >= 0.8])
+    publish = results.get("publish")
+    if isinstance(publish, dict) and "service_over_floor" in publish:
+        naive, floor_ = publish["service_over_naive"], publish["service_over_floor"]
+        uploads, distinct = publish["wordpress_side"]["service"]["uploads"], publish["distinct_images"]
+        growth = publish["service"]["rss_growth_mb"]
+        rows += [
+            ["publish: service / naive loop", _fmt_ratio(naive), ">= 3", (naive or 0) >= 3],
+            ["publish: service / floor", _fmt_ratio(floor_), ">= 0.8", (floor_ or 0) >= 0.8],
+            ["publish: uploads", f"{uploads} for {distinct} images", f"= {distinct}", uploads == distinct],
+            ["publish: worker peak RSS growth", f"{growth:+.1f} MB", "< 50 MB", growth < 50],
+        ]
     hooks = results.get("webhooks")
     if isinstance(hooks, dict) and "webhook_floor_ratio" in hooks:
         rows += _http_rows("webhooks", hooks, hooks["webhook_floor_ratio"], hooks["webhook_cpu_ms"], 2.5, 25)
@@ -164,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import push
 
                 results[name] = push.run(args.quick)
+            elif name == "publish":
+                from . import publish
+
+                results[name] = publish.run(args.quick)
             elif name == "webhooks":
                 from . import webhooks
 

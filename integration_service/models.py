@@ -101,6 +101,8 @@ ACTIVE_ACCOUNT = "active"  # any other Account.status is suspended
 SYNC_DIRECTIONS = ["metadata", "both", "to_external", "from_external", "reconcile"]
 CONTENT_STATUSES = ["draft", "review", "published"]
 CONTENT_SOURCES = ["platform", "wordpress"]
+POST_FORMATS = ["standard", "aside", "chat", "gallery", "link", "image", "quote", "status", "video", "audio"]
+COMMENT_STATUSES = ["open", "closed"]
 DEFAULT_SYNC_INTERVAL_MINUTES = 15
 SYNC_TRIGGERS = ["manual", "scheduled"]
 # Literal SQL so the partial indexes render identically in the models and the migration.
@@ -308,6 +310,23 @@ class Content(TimestampMixin, Model):
     # external_id, a push may have created a post whose id was lost (the worker died), so the
     # next push looks for that post before creating another.
     push_intent: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # Publishing (contract "Publishing"): NULL = not set, WordPress keeps or picks its own value.
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    slug: Mapped[str | None] = mapped_column(String(200))
+    publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A WordPress user id (digits) or login; a login is resolved to its id at push time.
+    author: Mapped[str | None] = mapped_column(String(100))
+    format: Mapped[str | None] = mapped_column(String(20))
+    sticky: Mapped[bool | None] = mapped_column(Boolean)
+    comment_status: Mapped[str | None] = mapped_column(String(10))
+    featured_image: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    seo: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # Read-only: the images of the last push ({"source_url", "external_id", "external_url",
+    # "status", "error"} each).
+    media: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    # Internal: the attachment that is the WordPress post's featured image, as last pushed or
+    # pulled ({"id", "url"}), so a featured image read back from WordPress is not uploaded again.
+    featured_media: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         UniqueConstraint("site_id", "content_type", "external_id"),
@@ -316,4 +335,38 @@ class Content(TimestampMixin, Model):
         Index("ix_contents_site_external_id", "site_id", "external_id"),
         Index("ix_contents_site_external_status", "site_id", "external_status"),
         Index("ix_contents_site_status", "site_id", "status"),
+    )
+
+
+class SiteMedia(TimestampMixin, Model):
+    """One image source (URL) uploaded to a site's media library (sync/media.py).
+
+    Found by the URL (``url_hash``: a unique index cannot hold a 2,048-character URL) or by the
+    bytes (``sha256``): the same URL or the same bytes again reuse ``attachment_id``. A row is
+    committed ``pending`` before its upload and set ``done`` with the attachment after it, so a
+    pending row left behind means "maybe uploaded": the next run looks the attachment up first.
+    """
+
+    __tablename__ = "site_media"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), nullable=False)
+    source_url: Mapped[str] = mapped_column(Text, nullable=False)
+    url_hash: Mapped[str] = mapped_column(String(64), nullable=False)  # sha256 hex of source_url
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)  # of the image bytes
+    state: Mapped[str] = mapped_column(String(10), default="pending", nullable=False)  # pending | done
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)  # as uploaded: <name>-<sha12>.<ext>
+    mime: Mapped[str] = mapped_column(String(40), nullable=False)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    attachment_id: Mapped[int | None] = mapped_column(Integer)
+    attachment_url: Mapped[str | None] = mapped_column(Text)
+    # Attachment fields known to be set on the attachment ({"alt_text": ..., "caption": ...,
+    # "title": ...}): a later post's alt text is only written where the attachment has none.
+    attachment_fields: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "url_hash"),
+        Index("ix_site_media_site_sha256", "site_id", "sha256"),
+        CheckConstraint("state in ('pending','done')", name="state"),
     )

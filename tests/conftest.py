@@ -33,7 +33,7 @@ from integration_service.platforms.politeness import reset_local_state as reset_
 from tests.factories import Factory
 
 # The faked WordPress (fake_wp, wp_integration) for sync tests in every test directory.
-pytest_plugins = ["tests.workers.fakewp"]
+pytest_plugins = ["tests.workers.fakewp", "tests.workers.fakewp_publishing"]
 
 
 def _test_database_url(tmp_dir: Path) -> str:

@@ -1,6 +1,7 @@
 """Sync actions on an integration (routes added to the integrations blueprint):
-``sync``, ``sync_status``, ``update_site_structure``, ``content_types``, ``debug_status`` and
-``sync_wordpress_content``. Jobs run in Celery workers; these views only record and enqueue."""
+``sync``, ``sync_status``, ``update_site_structure``, ``content_types``, ``debug_status``,
+``sync_wordpress_content`` and ``publish_content``. Jobs run in Celery workers; these views only
+record and enqueue."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..schemas import (
     ContentPullRequestSchema,
     DebugStatusSchema,
     JobReferenceSchema,
+    PublishContentRequestSchema,
     SiteStructureSchema,
     SyncRequestSchema,
     SyncStatusSchema,
@@ -117,3 +119,25 @@ class SyncWordPressContent(MethodView):
     def post(self, data: dict[str, Any], integration_id: int):
         """Pull one content's WordPress post (title, body, status, taxonomies, modified time)."""
         return service().start_content_pull(integration_id, data["content_id"])
+
+
+@blp.route("/<id:integration_id>/publish_content/")
+class PublishContent(MethodView):
+    decorators = [login_required()]
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(PublishContentRequestSchema)
+    @blp.response(202, JobReferenceSchema)
+    @blp.alt_response(400, schema=ApiErrorSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema)
+    @blp.alt_response(
+        409,
+        schema=ApiErrorSchema,
+        description="A sync or publish of this integration is queued or running (its job_id in details), "
+        "or the content has an unresolved conflict.",
+    )
+    @blp.alt_response(501, schema=ApiErrorSchema)
+    @blp.alt_response(503, schema=ApiErrorSchema)
+    def post(self, data: dict[str, Any], integration_id: int):
+        """Publish one content now: its images into the site's media library, then its post."""
+        return service().start_publish(integration_id, data["content_id"])

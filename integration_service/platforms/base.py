@@ -75,6 +75,10 @@ class RemotePost:
     taxonomies: dict[str, list[Any]] = field(default_factory=dict)  # {"categories": [ids], "tags": [ids]}
     raw: dict[str, Any] = field(default_factory=dict)
     content_status: str = "draft"  # the status as the platform's Content has it (published, review, draft)
+    # The publishing fields read back (``Content`` columns: excerpt, slug, publish_at, author,
+    # format, sticky, comment_status, featured_image, seo) and ``featured_media`` ({"id", "url"}
+    # of the featured image's attachment, or None); empty when the listing did not ask for them.
+    publishing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +110,17 @@ class PostInput:
     taxonomies: dict[str, list[Any]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     content_id: int | None = None  # the platform content this post mirrors (stored with the post)
+    # Publishing (None: not sent, WordPress keeps or picks its own). The client leaves out what
+    # the post type does not support (its REST schema says).
+    excerpt: str | None = None
+    slug: str | None = None
+    publish_at: datetime | None = None  # date_gmt; a future one with status published schedules
+    author: str | None = None  # a user id (digits) or a login, resolved by the client
+    format: str | None = None
+    sticky: bool | None = None
+    comment_status: str | None = None
+    featured_media: int | None = None  # attachment id; 0 removes the featured image
+    seo: dict[str, Any] | None = None  # sent as the companion plugin's igny8_seo field
 
 
 class PlatformClient(Protocol):
@@ -160,4 +175,8 @@ class PlatformClient(Protocol):
 
     def update_post(self, external_id: str, post: PostInput) -> RemotePost:
         """Raises PostNotFound when the post does not exist."""
+        ...
+
+    def supports_seo(self) -> bool:
+        """Whether ``PostInput.seo`` reaches the site (WordPress: the companion plugin is active)."""
         ...

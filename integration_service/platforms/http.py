@@ -14,14 +14,21 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from .base import PlatformError
 from .http_adapter import GuardedAdapter, NoCookies, map_request_exception
-from .http_types import TRANSIENT_STATUSES, HttpResponse, HttpSettings, parse_retry_after
+from .http_types import (
+    TRANSIENT_STATUSES,
+    BodySink,
+    HttpResponse,
+    HttpSettings,
+    ResponseTooLarge,
+    parse_retry_after,
+)
 from .politeness import gate_for, report_rate_limited
 from .ssrf import DnsFailure, TargetRefused, check_url
 
@@ -29,10 +36,12 @@ from .ssrf import DnsFailure, TargetRefused, check_url
 __all__ = [
     "TRANSIENT_STATUSES",
     "USER_AGENT",
+    "BodySink",
     "GuardedAdapter",
     "HttpResponse",
     "HttpSettings",
     "HttpTransport",
+    "ResponseTooLarge",
     "map_request_exception",
     "parse_retry_after",
 ]
@@ -104,6 +113,8 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
         secret_headers: Mapping[str, str] | None = None,
         retry: bool | None = None,
+        data: bytes | IO[bytes] | None = None,
+        sink: BodySink | None = None,
     ) -> HttpResponse:
         """Send a request and read its body.
 
@@ -111,6 +122,8 @@ class HttpTransport:
         happen only for idempotent methods (unless ``retry`` says otherwise) and only on
         transient failures; after the last attempt a transient status is returned to the caller.
         Raises PlatformError for network-level failures and refused addresses.
+        ``data`` is a raw body (instead of ``json_body``); with ``sink`` the body is written
+        there chunk by chunk (size cap and body deadline still apply) and ``content`` is empty.
         """
         method = method.upper()
         retryable = (method in IDEMPOTENT_METHODS) if retry is None else retry
@@ -120,7 +133,7 @@ class HttpTransport:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._send(method, url, params, json_body, headers, secret_headers)
+                response = self._send(method, url, params, json_body, headers, secret_headers, data, sink)
             except PlatformError as exc:
                 if deadline is not None and deadline.expired:
                     # A timeout cut short by the budget is the budget's failure: say so.
@@ -186,6 +199,8 @@ class HttpTransport:
         json_body: Any,
         headers: Mapping[str, str] | None,
         secret_headers: Mapping[str, str] | None,
+        data: bytes | IO[bytes] | None = None,
+        sink: BodySink | None = None,
     ) -> HttpResponse:
         started = time.monotonic()
         redirects: list[str] = []
@@ -200,7 +215,9 @@ class HttpTransport:
             merged = dict(headers or {})
             if send_secrets and secret_headers:
                 merged.update(secret_headers)
-            request = requests.Request(current_method, current_url, params=current_params, json=body, headers=merged)
+            request = requests.Request(
+                current_method, current_url, params=current_params, json=body, data=data, headers=merged
+            )
             # One slot per hop (a redirect may lead to another site), held until the body is read.
             # The slot wait is cut to the deadline too (time_left), like every other wait.
             with self._gate.slot(current_url, self._sleep, self.time_left(self.settings.politeness.wait_seconds)):
@@ -220,7 +237,7 @@ class HttpTransport:
                 if redirected:
                     response.close()
                 else:
-                    content = self._read_capped(response, current_url, hop_started)
+                    content = self._read_capped(response, current_url, hop_started, sink)
             if redirected:
                 assert location is not None
                 next_url = urljoin(prepared.url or current_url, location)
@@ -237,7 +254,7 @@ class HttpTransport:
                     send_secrets = False
                 current_url, current_params = next_url, None
                 if response.status_code == 303:
-                    current_method, body = "GET", None
+                    current_method, body, data = "GET", None, None
                 continue
             logger.debug(
                 "%s %s -> %s (%d bytes) in %d ms",
@@ -257,7 +274,9 @@ class HttpTransport:
             )
         raise PlatformError(f"Too many redirects (more than {MAX_REDIRECTS}).", stage="http")
 
-    def _read_capped(self, response: requests.Response, url: str, started: float) -> bytes:
+    def _read_capped(
+        self, response: requests.Response, url: str, started: float, sink: BodySink | None = None
+    ) -> bytes:
         limit = self.settings.max_response_bytes
         # A per-read timeout does not stop a server that drips bytes; bound the whole body too.
         deadline = started + self.settings.connect_timeout + 2 * self.settings.read_timeout
@@ -266,18 +285,20 @@ class HttpTransport:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             response.close()
-            raise PlatformError(
+            raise ResponseTooLarge(
                 f"The response is larger than the limit of {limit} bytes ({declared} bytes announced).",
                 stage="http",
                 status_code=response.status_code,
             )
         chunks: list[bytes] = []
         total = 0
+        if sink is not None:
+            sink.reset()
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
                 total += len(chunk)
                 if total > limit:
-                    raise PlatformError(
+                    raise ResponseTooLarge(
                         f"The response is larger than the limit of {limit} bytes; stopped reading.",
                         stage="http",
                         status_code=response.status_code,
@@ -287,7 +308,10 @@ class HttpTransport:
                     raise PlatformError(
                         f"{_loggable(url)} sent its answer too slowly.", stage="timeout", transient=True
                     )
-                chunks.append(chunk)
+                if sink is None:
+                    chunks.append(chunk)
+                else:
+                    sink.write(chunk)
         except requests.RequestException as exc:
             raise map_request_exception(exc, url) from None
         finally:

@@ -10,14 +10,28 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from requests.structures import CaseInsensitiveDict
 
+from .base import PlatformError
 from .deadline import Deadline
 from .politeness import PolitenessSettings
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class ResponseTooLarge(PlatformError):
+    """The body is over ``max_response_bytes`` (announced or read)."""
+
+
+class BodySink(Protocol):
+    """Where a streamed body goes instead of memory (``request(sink=...)``): ``reset`` before
+    each attempt, then ``write`` per chunk; ``write`` may raise PlatformError to stop reading."""
+
+    def reset(self) -> None: ...
+
+    def write(self, chunk: bytes) -> object: ...
 
 
 @dataclass(frozen=True)

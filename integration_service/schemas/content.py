@@ -8,7 +8,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from ..models import CONTENT_SOURCES, CONTENT_STATUSES
-from .common import Id, PageQuerySchema, PageSchema, StrictSchema, validate_http_url
+from .common import Id, PageQuerySchema, PageSchema, validate_http_url
+from .publishing import PublishingFieldsSchema
 
 __all__ = ["ContentCreateSchema", "ContentPageSchema", "ContentQuerySchema", "ContentSchema", "ContentUpdateSchema"]
 
@@ -20,7 +21,9 @@ def _bounded_object(value: dict[str, Any], name: str) -> None:
         raise ValidationError(f"The {name} object is too large ({MAX_OBJECT_BYTES} bytes at most).")
 
 
-class ContentSchema(StrictSchema):
+class ContentSchema(PublishingFieldsSchema):
+    """The Content resource; the publishing fields come from ``PublishingFieldsSchema``."""
+
     id = fields.Integer(dump_only=True)
     site_id = Id(strict=True)
     title = fields.String(validate=validate.Length(max=1000))

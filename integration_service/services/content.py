@@ -29,6 +29,16 @@ UPDATABLE = (
     "taxonomies",
     "meta",
     "source",
+    # Publishing (schemas/publishing.py); ``media`` is read-only, written by the push.
+    "excerpt",
+    "slug",
+    "publish_at",
+    "author",
+    "format",
+    "sticky",
+    "comment_status",
+    "featured_image",
+    "seo",
 )
 
 

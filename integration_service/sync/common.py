@@ -21,24 +21,48 @@ from flask import current_app
 
 from ..models import Content, SiteIntegration, utcnow
 from ..platforms.base import PlatformClient, RemotePost
-from ..timeutil import as_utc
+from ..timeutil import as_utc, iso
 
 DEFAULT_POST_TYPES = ("post", "page")
 MAX_ITEMS_IN_DETAILS = 50  # failed posts and conflicts named in the job's details
 
 
-def content_hash(title: str, content_html: str, status: str, taxonomies: dict[str, Any] | None) -> str:
-    """Hash of the fields a sync moves: equal hashes mean nothing to send."""
-    payload = json.dumps(
-        {"title": title or "", "content_html": content_html or "", "status": status, "taxonomies": taxonomies or {}},
-        sort_keys=True,
-        default=str,
-    )
+MEDIA_COUNTS = ("media_uploaded", "media_reused", "media_failed")
+# The publishing fields (contract "Publishing") that take part in change and conflict detection.
+PUBLISHING_FIELDS = (
+    "excerpt", "slug", "publish_at", "author", "format", "sticky", "comment_status", "featured_image", "seo",
+)  # fmt: skip
+
+
+def content_hash(
+    title: str,
+    content_html: str,
+    status: str,
+    taxonomies: dict[str, Any] | None,
+    publishing: dict[str, Any] | None = None,
+) -> str:
+    """Hash of the fields a sync moves: equal hashes mean nothing to send. A publishing field
+    counts only when set, so a row that has none hashes as before they existed (an upgrade does
+    not make every content look changed)."""
+    values: dict[str, Any] = {
+        "title": title or "",
+        "content_html": content_html or "",
+        "status": status,
+        "taxonomies": taxonomies or {},
+    }
+    for name, value in (publishing or {}).items():
+        if value is not None:
+            values[name] = iso(value) if isinstance(value, datetime) else value
+    payload = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def publishing_of(content: Content) -> dict[str, Any]:
+    return {name: getattr(content, name) for name in PUBLISHING_FIELDS}
+
+
 def hash_of(content: Content) -> str:
-    return content_hash(content.title, content.content_html, content.status, content.taxonomies)
+    return content_hash(content.title, content.content_html, content.status, content.taxonomies, publishing_of(content))
 
 
 def selected_post_types(integration: SiteIntegration) -> list[str]:
@@ -60,6 +84,15 @@ class SyncCounts:
     errors: int = 0
     failed_items: list[dict[str, Any]] = field(default_factory=list)
     conflict_items: list[dict[str, Any]] = field(default_factory=list)
+    # Publishing: images of the pushed posts, and per-post warnings (the post still went).
+    media_uploaded: int = 0
+    media_reused: int = 0
+    media_failed: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def warn(self, item: dict[str, Any]) -> None:
+        if len(self.warnings) < MAX_ITEMS_IN_DETAILS:
+            self.warnings.append(item)
 
     def error(self, item: dict[str, Any]) -> None:
         self.errors += 1
@@ -74,12 +107,13 @@ class SyncCounts:
     @classmethod
     def from_details(cls, details: dict[str, Any]) -> SyncCounts:
         """The counts a checkpoint carried (``as_details``), to go on counting after a resume."""
-        names = ("created", "updated", "unchanged", "missing", "pushed", "conflicts", "errors")
+        names = ("created", "updated", "unchanged", "missing", "pushed", "conflicts", "errors", *MEDIA_COUNTS)
         counts = cls()
         for name in names:
             setattr(counts, name, int(details.get(name) or 0))
         counts.failed_items = list(details.get("failed_items") or [])
         counts.conflict_items = list(details.get("conflict_items") or [])
+        counts.warnings = list(details.get("warnings") or [])
         return counts
 
     def as_details(self) -> dict[str, Any]:
@@ -93,6 +127,10 @@ class SyncCounts:
             "errors": self.errors,
             "failed_items": list(self.failed_items),
             "conflict_items": list(self.conflict_items),
+            "media_uploaded": self.media_uploaded,
+            "media_reused": self.media_reused,
+            "media_failed": self.media_failed,
+            "warnings": list(self.warnings),
         }
 
 
@@ -148,8 +186,12 @@ def remote_values(post: RemotePost, now: datetime) -> dict[str, Any]:
         "last_synced_at": now,
         "conflict": None,
     }
+    publishing: dict[str, Any] = {}
+    if post.publishing:  # a listing that asked for them (not a lean one)
+        publishing = {name: post.publishing.get(name) for name in PUBLISHING_FIELDS}
+        values.update(publishing, featured_media=post.publishing.get("featured_media"))
     values["synced_hash"] = content_hash(
-        values["title"], values["content_html"], values["status"], values["taxonomies"]
+        values["title"], values["content_html"], values["status"], values["taxonomies"], publishing
     )
     return values
 

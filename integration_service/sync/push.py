@@ -18,7 +18,8 @@ from ..extensions import db
 from ..models import Content, utcnow
 from ..platforms.base import PlatformError, PostInput, PostNotFound, RemotePost
 from ..timeutil import as_utc, iso, parse_iso
-from .common import SyncRun, hash_of, selected_post_types
+from . import push_publishing
+from .common import SyncRun, content_hash, publishing_of, selected_post_types
 
 logger = logging.getLogger(__name__)
 
@@ -66,24 +67,50 @@ class Push(SyncRun):
                     self.progress.report()  # each push is an HTTP round trip: heartbeat often
             self.progress.report()
 
-    def _push_one(self, content: Content, count_unchanged: bool) -> None:
-        current = hash_of(content)
+    def publish_one(self, content: Content) -> str:
+        """``publish_content``: push one content now, changed since its last sync or not.
+        Returns what happened (created, updated, failed, conflict, missing)."""
         if content.conflict:
-            return  # counted when detected; pushing would overwrite the WordPress edit
-        if content.external_id and content.external_status != "missing" and current == content.synced_hash:
+            error = "changed in WordPress and on the platform since the last sync: resolve the conflict first"
+            self.counts.error({"content_id": content.id, "external_id": content.external_id, "error": error})
+            return "conflict"
+        if content.external_status == "missing":
+            error = "its WordPress post was deleted; clear external_id to publish it as a new post"
+            self.counts.error({"content_id": content.id, "external_id": content.external_id, "error": error})
+            return "missing"
+        return self._push_one(content, count_unchanged=False, force=True)
+
+    def _push_one(self, content: Content, count_unchanged: bool, force: bool = False) -> str:
+        # The fields as they are now (a PATCH during the push is found changed by the next one).
+        snapshot = (content.title, content.content_html, content.status, content.taxonomies, publishing_of(content))
+        current = content_hash(*snapshot)
+        if content.conflict:
+            return "conflict"  # counted when detected; pushing would overwrite the WordPress edit
+        unchanged = content.external_status != "missing" and current == content.synced_hash
+        if content.external_id and unchanged and not force:
             if count_unchanged:
                 self.counts.unchanged += 1
-            return
+            return "unchanged"
         if content.external_status == "missing":
-            return  # deleted in WordPress: do not resurrect it
+            return "missing"  # deleted in WordPress: do not resurrect it
+        try:
+            extra = push_publishing.prepare(self.client, content, self.counts)  # images first
+        except PlatformError as exc:
+            if exc.ends_job:
+                raise
+            self.counts.error({"content_id": content.id, "external_id": content.external_id, "error": str(exc)})
+            return "failed"
+        if extra is None:
+            return "failed"
         post_input = PostInput(
             content_type=content.content_type,
             title=content.title,
-            content_html=content.content_html,
             status=content.status,
             taxonomies=_pushed_taxonomies(content.taxonomies),
             content_id=content.id,
+            **{key: value for key, value in extra.items() if not key.startswith("_")},
         )
+        created = not content.external_id
         try:
             if content.external_id:
                 remote = self.client.update_post(content.external_id, post_input)
@@ -93,12 +120,15 @@ class Push(SyncRun):
             content.external_status = "missing"
             db.session.commit()
             self.counts.missing += 1
-            return
+            return "missing"
         except PlatformError as exc:
             if exc.ends_job:
                 raise
             self.counts.error({"content_id": content.id, "external_id": content.external_id, "error": str(exc)})
-            return
+            return "failed"
+        push_publishing.store_result(content, remote, extra)
+        if content.slug != snapshot[4].get("slug"):
+            current = content_hash(*snapshot[:4], {**snapshot[4], "slug": content.slug})
         now = utcnow()
         content.external_id = str(remote.external_id)
         content.external_url = remote.url
@@ -117,8 +147,9 @@ class Push(SyncRun):
             self.counts.error(
                 {"content_id": content.id, "external_id": str(remote.external_id), "error": "external id already used"}
             )
-            return
+            return "failed"
         self.counts.pushed += 1
+        return "created" if created else "updated"
 
     def _create_once(self, content: Content, post_input: PostInput) -> RemotePost:
         """Create the content's post, at most once even when the job is redelivered: a push

@@ -88,6 +88,32 @@ class SyncService:
 
         return self.submit(integration_id, jobs.CONTENT_PULL, describe)
 
+    def start_publish(self, integration_id: int, content_id: int) -> dict[str, Any]:
+        """Enqueue the push of one content (its images, then its post); see ``publish``."""
+        from .publish import PUBLISH  # publish imports the runner, which the API side need not load
+
+        def describe(integration: SiteIntegration) -> dict[str, Any]:
+            content = db.session.scalar(
+                access.contents_query(self.principal).where(
+                    Content.id == content_id, Content.site_id == integration.site_id
+                )
+            )
+            if content is None:
+                raise NotFound("Content not found.")
+            if content.conflict:
+                raise Conflict(
+                    "The content was changed in WordPress and on the platform since the last sync; resolve the "
+                    'conflict first (PATCH the content with {"conflict": null} to publish the platform copy).',
+                    details={"content_id": content.id, "conflict": ["The content has an unresolved conflict."]},
+                )
+            return {
+                "direction": "to_external",
+                "content_id": content.id,
+                "details": {"content_id": content.id, "external_id": content.external_id},
+            }
+
+        return self.submit(integration_id, PUBLISH, describe)
+
     def start_structure_update(self, integration_id: int, structure: dict[str, Any]) -> dict[str, Any]:
         # The payload travels in the job's row, not in the task arguments (ids only).
         return self.submit(
@@ -121,7 +147,8 @@ class SyncService:
             # A job whose worker died must not block this request forever.
             recovery.recover_stuck_jobs(integration.id)
             event.sync_lock = integration.id
-            self._record_locked(event, integration)
+            # Only a sync changes the integration's sync_status (a publish reports in its event).
+            self._record_locked(event, integration, mark_pending=kind.event_type == jobs.EVENT_SYNC)
         else:
             db.session.add(event)
             db.session.commit()
@@ -154,12 +181,13 @@ class SyncService:
         if not integration.sync_enabled:
             raise InvalidInput("Sync is disabled for this integration.", details={"sync_enabled": ["Enable sync."]})
 
-    def _record_locked(self, event: SyncEvent, integration: SiteIntegration) -> None:
+    def _record_locked(self, event: SyncEvent, integration: SiteIntegration, mark_pending: bool = True) -> None:
         """Insert the job holding the integration's sync lock (a unique column): a concurrent
         request loses the race at the database and gets 409 with the winner's job id."""
         for attempt in range(2):
             db.session.add(event)
-            integration.sync_status = SyncStatus.pending
+            if mark_pending:
+                integration.sync_status = SyncStatus.pending
             try:
                 db.session.commit()
                 return
@@ -175,10 +203,14 @@ class SyncService:
     def _already_running(integration_id: int) -> Conflict:
         running = db.session.scalar(db.select(SyncEvent).where(SyncEvent.sync_lock == integration_id))
         details: dict[str, Any] = {}
+        what = "A sync"
         if running is not None:
             details = {"job_id": running.task_id, "sync_event_id": running.id, "status": running.status}
+            if running.event_type != jobs.EVENT_SYNC:
+                details["event_type"] = running.event_type
+                what = f"A {running.event_type} job (content {running.content_id})" if running.content_id else "A job"
         return Conflict(
-            "A sync is already queued or running for this integration.",
+            f"{what} is already queued or running for this integration.",
             details=details,
             extra={key: details[key] for key in ("job_id", "sync_event_id") if key in details},
         )

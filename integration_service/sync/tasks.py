@@ -20,12 +20,16 @@ from celery import shared_task
 from celery.exceptions import Reject
 from flask import current_app
 
-from . import jobs, recovery, runner, schedule
+from . import jobs, publish, recovery, runner, schedule
 
 logger = logging.getLogger(__name__)
 
 SHORT_TIME_LIMIT = 120
 SHORT_SOFT_TIME_LIMIT = 100
+# A publish uploads its images first: a few seconds each on a slow site (sub-sizes are made in
+# the upload request), so it gets more time than the other short jobs.
+PUBLISH_TIME_LIMIT = 600
+PUBLISH_SOFT_TIME_LIMIT = 570
 
 
 def _with_retries(task: Any, job_class: type[runner.Job], sync_event_id: int) -> dict[str, Any]:
@@ -74,6 +78,20 @@ def sync(self: Any, sync_event_id: int) -> dict[str, Any]:
 def sync_wordpress_content(self: Any, sync_event_id: int) -> dict[str, Any]:
     """Pull one content's WordPress post."""
     return _with_retries(self, runner.ContentPullJob, sync_event_id)
+
+
+@shared_task(
+    name=publish.TASK_PUBLISH,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    time_limit=PUBLISH_TIME_LIMIT,
+    soft_time_limit=PUBLISH_SOFT_TIME_LIMIT,
+)
+def publish_content(self: Any, sync_event_id: int) -> dict[str, Any]:
+    """Publish one content: its images into the media library, then its post."""
+    return _with_retries(self, publish.PublishJob, sync_event_id)
 
 
 @shared_task(

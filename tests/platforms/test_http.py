@@ -299,3 +299,48 @@ def test_mocked_sites_need_no_real_dns_when_private_targets_are_allowed(
     monkeypatch.setattr(ssrf, "resolve_host", no_dns)
     mocked.get("https://blog.example.com/wp-json/", json={"ok": True})
     assert transport(allow_private=True).request("GET", "https://blog.example.com/wp-json/").status_code == 200
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.chunks = []
+
+    def write(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+
+def test_a_sink_gets_the_body_instead_of_memory_and_starts_over_on_a_retry(mocked: responses.RequestsMock) -> None:
+    mocked.get(URL, body=requests.ConnectionError("reset"))
+    mocked.get(URL, body=b"x" * 200_000)
+    sink = ListSink()
+    response = transport().request("GET", URL, sink=sink)
+    assert response.status_code == 200 and response.content == b""
+    assert b"".join(sink.chunks) == b"x" * 200_000 and sink.resets == 1
+
+
+def test_the_size_cap_is_a_response_too_large_error(mocked: responses.RequestsMock) -> None:
+    from integration_service.platforms.http import ResponseTooLarge
+
+    mocked.get(URL, body=b"x" * 5000)
+    with pytest.raises(ResponseTooLarge):
+        transport(max_response_bytes=4096).request("GET", URL, sink=ListSink())
+    mocked.get(
+        URL + "announced", body=b"x" * 5000, headers={"Content-Length": "5000"}, auto_calculate_content_length=False
+    )
+    with pytest.raises(ResponseTooLarge):
+        transport(max_response_bytes=4096).request("GET", URL + "announced")
+
+
+def test_a_raw_body_is_sent_as_is_with_its_headers_and_not_retried(mocked: responses.RequestsMock) -> None:
+    mocked.post(URL, status=503)
+    body = io.BytesIO(b"\x89PNG raw bytes")
+    response = transport().request("POST", URL, data=body, headers={"Content-Type": "image/png"})
+    assert response.status_code == 503 and len(mocked.calls) == 1
+    sent = mocked.calls[0].request
+    assert sent.headers["Content-Type"] == "image/png"
+    assert (sent.body.getvalue() if hasattr(sent.body, "getvalue") else sent.body) == b"\x89PNG raw bytes"

@@ -8,7 +8,8 @@ plugin's namespace (``/igny8/v1``, the site API key), composed from one module p
 - ``posts``: one page, posts by id, writes, the pushed-post lookup; ``paging``: whole scans;
 - ``diagnostics``: the connection checklist behind ``test_connection`` (it uses the client
   through a Protocol and never imports this module);
-- ``media`` (planned): uploads, a standalone class that takes the client, not a mixin here.
+- ``media``: uploads and attachment lookups, a standalone class that takes the client, not a
+  mixin here.
 """
 
 from __future__ import annotations

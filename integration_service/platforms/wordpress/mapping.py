@@ -16,9 +16,13 @@ from ..redact import safe_text, safe_wp_code
 PLUGIN_NAMESPACE = "igny8/v1"
 CORE_NAMESPACE = "wp/v2"
 META_CONTENT_ID = "_igny8_content_id"  # the plugin's post meta naming the platform content
+SEO_FIELD = (
+    "igny8_seo"  # the plugin's REST field: {"title", "description", "focus_keyword", "canonical_url", "noindex"}
+)
 
 # WordPress post status -> platform Content.status, and back.
-WP_TO_PLATFORM_STATUS = {"publish": "published", "pending": "review"}
+# A scheduled post (future) is a published content with a future publish_at.
+WP_TO_PLATFORM_STATUS = {"publish": "published", "future": "published", "pending": "review"}
 PLATFORM_TO_WP_STATUS = {"published": "publish", "review": "pending", "draft": "draft"}
 
 

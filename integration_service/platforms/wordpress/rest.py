@@ -7,7 +7,7 @@ answers to ``PlatformError`` (``_raise_for``, ``_json``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import IO, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base import PlatformError
@@ -108,10 +108,20 @@ class WordPressRest:
         json_body: Any = None,
         auth: str | None = None,
         retry: bool | None = None,
+        data: bytes | IO[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> HttpResponse:
+        """One REST call; ``data`` and ``headers``: a raw body and its headers (media uploads)."""
         url, query = self.root().url_for(route, params)
         response = self.http.request(
-            method, url, params=query, json_body=json_body, secret_headers=self._auth(auth), retry=retry
+            method,
+            url,
+            params=query,
+            json_body=json_body,
+            data=data,
+            headers=headers,
+            secret_headers=self._auth(auth),
+            retry=retry,
         )
         if response.status_code == 404 and self._shape_cached:
             # The remembered root or route may be out of date: the next client asks the site again.
