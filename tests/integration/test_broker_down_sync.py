@@ -82,8 +82,10 @@ def test_sync_ends_visibly_when_the_broker_goes_away(
         assert len(heartbeats) >= 3
         assert "could not enqueue the next slice" in worker.log()
     else:
-        # Without Redis no request may take its turn: the job failed, saying why.
-        assert event.status == "failed" and "Redis is unreachable" in (event.error_message or "")
+        # Without Redis the politeness limits fall back to this process's own counts (issue 20):
+        # the job goes on and finishes, its progress in PostgreSQL.
+        assert event.status == "success", event.error_message
+        assert event.progress_done == 600
 
     proxy.start()  # the broker is back (same port): the worker reconnects and serves a new sync
     served_wp.list_delay = 0

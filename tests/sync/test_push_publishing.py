@@ -12,6 +12,7 @@ from flask import current_app
 
 from integration_service.extensions import db
 from integration_service.models import Content, SyncEvent
+from integration_service.platforms.wordpress import site_cache
 from integration_service.sync import push_publishing, runner
 from integration_service.sync.media import MediaItem, PreparedMedia
 from tests.factories import Factory
@@ -138,6 +139,8 @@ def test_seo_without_the_plugin_is_a_warning_and_the_post_still_goes(pub_wp, pub
     assert "igny8_seo" not in pub_wp.writes()[0]["body"]
 
     pub_wp.plugin = True
+    # The plugin's activation pushes the structure, which drops the remembered REST root.
+    site_cache.clear()
     db.session.get(Content, content.id).seo = {"title": "SEO 2"}
     db.session.commit()
     event = run(pub_integration)
