@@ -224,7 +224,10 @@ def test_a_connection_lost_while_idle_is_replaced_before_use(app, api_client_for
         url_admin = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(url_admin, autocommit=True) as admin:
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                # With a timeout, pg_terminate_backend waits until each backend has exited (PG 14+),
+                # so the pooled sockets already hold the server's end-of-file when the request
+                # comes: without it the request could race the backends' exit.
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
     assert own is not None

@@ -5,7 +5,8 @@ record and enqueue."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import jsonify
 from flask.views import MethodView
@@ -26,9 +27,28 @@ from ..sync.health import SyncHealthService
 from ..sync.requests import SyncService
 from .integrations import SECURITY, blp
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def service() -> SyncService:
     return SyncService(current_principal())
+
+
+QUEUE_UNAVAILABLE = "The job queue is unavailable (queue_unavailable)."
+
+
+def job_errors(conflict: str | None = None) -> Callable[[F], F]:
+    """The error answers every endpoint that enqueues a job documents (409 only where it can lock)."""
+
+    def decorate(view: F) -> F:
+        view = blp.alt_response(503, schema=ApiErrorSchema, description=QUEUE_UNAVAILABLE)(view)
+        view = blp.alt_response(501, schema=ApiErrorSchema)(view)
+        if conflict:
+            view = blp.alt_response(409, schema=ApiErrorSchema, description=conflict)(view)
+        view = blp.alt_response(404, schema=ApiErrorSchema)(view)
+        return blp.alt_response(400, schema=ApiErrorSchema)(view)
+
+    return decorate
 
 
 @blp.route("/<id:integration_id>/sync/")
@@ -38,13 +58,7 @@ class SyncAction(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(SyncRequestSchema)
     @blp.response(202, JobReferenceSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
-    @blp.alt_response(
-        409, schema=ApiErrorSchema, description="A sync is already queued or running (its job_id in details)."
-    )
-    @blp.alt_response(501, schema=ApiErrorSchema)
-    @blp.alt_response(503, schema=ApiErrorSchema, description="The job queue is unavailable (queue_unavailable).")
+    @job_errors(conflict="A sync is already queued or running (its job_id in details).")
     def post(self, data: dict[str, Any], integration_id: int):
         """Start a sync (metadata, from_external, to_external or both); poll sync_status for its progress."""
         return service().start_sync(integration_id, data["direction"], data["full"])
@@ -72,10 +86,7 @@ class UpdateSiteStructure(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(SiteStructureSchema)
     @blp.response(202, JobReferenceSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
-    @blp.alt_response(501, schema=ApiErrorSchema)
-    @blp.alt_response(503, schema=ApiErrorSchema)
+    @job_errors()
     def post(self, data: dict[str, Any], integration_id: int):
         """Store the post types and taxonomies the WordPress plugin reports (in a worker)."""
         return service().start_structure_update(integration_id, data)
@@ -112,10 +123,7 @@ class SyncWordPressContent(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(ContentPullRequestSchema)
     @blp.response(202, JobReferenceSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
-    @blp.alt_response(501, schema=ApiErrorSchema)
-    @blp.alt_response(503, schema=ApiErrorSchema)
+    @job_errors()
     def post(self, data: dict[str, Any], integration_id: int):
         """Pull one content's WordPress post (title, body, status, taxonomies, modified time)."""
         return service().start_content_pull(integration_id, data["content_id"])
@@ -128,16 +136,10 @@ class PublishContent(MethodView):
     @blp.doc(security=SECURITY)
     @blp.arguments(PublishContentRequestSchema)
     @blp.response(202, JobReferenceSchema)
-    @blp.alt_response(400, schema=ApiErrorSchema)
-    @blp.alt_response(404, schema=ApiErrorSchema)
-    @blp.alt_response(
-        409,
-        schema=ApiErrorSchema,
-        description="A sync or publish of this integration is queued or running (its job_id in details), "
-        "or the content has an unresolved conflict.",
+    @job_errors(
+        conflict="A sync or publish of this integration is queued or running (its job_id in details), "
+        "or the content has an unresolved conflict."
     )
-    @blp.alt_response(501, schema=ApiErrorSchema)
-    @blp.alt_response(503, schema=ApiErrorSchema)
     def post(self, data: dict[str, Any], integration_id: int):
         """Publish one content now: its images into the site's media library, then its post."""
         return service().start_publish(integration_id, data["content_id"])

@@ -59,6 +59,14 @@ class SyncService:
 
     # ------------------------------------------------------------------ requests
 
+    def _content_of(self, integration: SiteIntegration, content_id: int) -> Content:
+        """The principal's content on the integration's site, or 404."""
+        query = access.contents_query(self.principal)
+        content = db.session.scalar(query.where(Content.id == content_id, Content.site_id == integration.site_id))
+        if content is None:
+            raise NotFound("Content not found.")
+        return content
+
     def start_sync(self, integration_id: int, direction: str, full: bool) -> dict[str, Any]:
         return self.submit(
             integration_id,
@@ -68,13 +76,7 @@ class SyncService:
 
     def start_content_pull(self, integration_id: int, content_id: int) -> dict[str, Any]:
         def describe(integration: SiteIntegration) -> dict[str, Any]:
-            content = db.session.scalar(
-                access.contents_query(self.principal).where(
-                    Content.id == content_id, Content.site_id == integration.site_id
-                )
-            )
-            if content is None:
-                raise NotFound("Content not found.")
+            content = self._content_of(integration, content_id)
             if not content.external_id:
                 raise InvalidInput(
                     "This content has no WordPress post yet; push it with a to_external sync first.",
@@ -93,13 +95,7 @@ class SyncService:
         from .publish import PUBLISH  # publish imports the runner, which the API side need not load
 
         def describe(integration: SiteIntegration) -> dict[str, Any]:
-            content = db.session.scalar(
-                access.contents_query(self.principal).where(
-                    Content.id == content_id, Content.site_id == integration.site_id
-                )
-            )
-            if content is None:
-                raise NotFound("Content not found.")
+            content = self._content_of(integration, content_id)
             if content.conflict:
                 raise Conflict(
                     "The content was changed in WordPress and on the platform since the last sync; resolve the "

@@ -74,6 +74,13 @@ def wp_error(response: HttpResponse) -> tuple[str | None, str | None]:
     return None, None
 
 
+def wp_error_detail(response: HttpResponse) -> tuple[str | None, str]:
+    """WordPress's error code and a message suffix for it: `` (code: message)``, `` (code)`` or ``""``."""
+    code, message = wp_error(response)
+    detail = f" ({code}: {message})" if code and message else (f" ({code})" if code else "")
+    return code, detail
+
+
 def to_remote_post(data: dict[str, Any], content_type: str, taxonomy_keys: set[str]) -> RemotePost:
     """A post's REST JSON as a RemotePost; ``taxonomy_keys`` are the REST bases of its terms."""
     taxonomies: dict[str, list[Any]] = {}

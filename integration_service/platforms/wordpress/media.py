@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 from ..base import PlatformError
 from ..http import TRANSIENT_STATUSES, HttpResponse, parse_retry_after
 from .client import WordPressClient
-from .mapping import CORE_NAMESPACE, PLUGIN_NAMESPACE, format_wp_datetime, wp_error
+from .mapping import CORE_NAMESPACE, PLUGIN_NAMESPACE, format_wp_datetime, wp_error_detail
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,7 @@ class WordPressMedia:
         status = response.status_code
         if status < 400:
             return
-        code, message = wp_error(response)
-        detail = f" ({code}: {message})" if code and message else (f" ({code})" if code else "")
+        code, detail = wp_error_detail(response)
         if status in (401, 403):
             self.client._raise_for(response, f"the upload of {filename}")
         if status == 413 or (status < 500 and status not in TRANSIENT_STATUSES) or code in PERMANENT_UPLOAD_CODES:

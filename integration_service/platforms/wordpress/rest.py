@@ -16,7 +16,7 @@ from ..http_types import TRANSIENT_STATUSES, HttpResponse, HttpSettings, parse_r
 from ..redact import basic_token, scrub, secret_variants
 from . import discovery, site_cache
 from .discovery import RestRoot
-from .mapping import wp_error
+from .mapping import wp_error_detail
 
 
 class WordPressRest:
@@ -133,8 +133,7 @@ class WordPressRest:
         status = response.status_code
         if status < 400:
             return
-        code, message = wp_error(response)
-        detail = f" ({code}: {message})" if code and message else (f" ({code})" if code else "")
+        _code, detail = wp_error_detail(response)
         if status in (401, 403):
             hint = "" if self.has_app_password else " An Application Password is needed for this."
             raise PlatformError(
