@@ -12,11 +12,12 @@ dangerous moment, deterministically:
 * ``post``: the images are done, the post exists in WordPress; the service has its push intent,
   not the post id.
 
-Then the hold is released, the broker hands the killed worker's unacknowledged task to a fresh
-worker (the test triggers kombu's visibility-timeout sweep rather than waiting for it) and the job
-must end ``success`` with one post and one attachment per distinct image: the dead upload's
-attachment is adopted (by source hash with the plugin, by file name and time window without),
-the post likewise (by content id / by title and time window).
+Then the hold is released and a fresh worker either gets the killed worker's unacknowledged task
+from the broker (the test triggers kombu's visibility-timeout sweep rather than waiting for it) or,
+as with the production defaults, marks the silent job failed, after which the client publishes
+again. The job must end ``success`` with one post and one attachment per distinct image: the dead
+upload's attachment is adopted (by source hash with the plugin, by file name and time window
+without), the post likewise (by content id / by title and time window).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from integration_service import create_app
 from integration_service.extensions import db
 from integration_service.models import Content, JobStatus, SiteMedia, SyncEvent
 from integration_service.sync.media_html import find_images
-from tests.integration.conftest import Worker, spawn_celery
+from tests.integration.conftest import Worker, _unavailable_reason, spawn_celery
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -62,12 +63,7 @@ DISTINCT_IMAGES = 3  # cover.png, c.png and the bytes a.jpg and copy/b.jpg share
 
 @pytest.fixture(autouse=True)
 def _require_services() -> None:
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    reason = None
-    if not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
-        reason = "TEST_DATABASE_URL is not a PostgreSQL URL"
-    elif not os.environ.get("TEST_REDIS_URL"):
-        reason = "TEST_REDIS_URL is not set"
+    reason = _unavailable_reason()
     if reason:
         if os.environ.get("REQUIRE_E2E"):
             pytest.fail(f"this test needs PostgreSQL and Redis: {reason}")
@@ -91,19 +87,21 @@ def live_app(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> I
 def start_worker(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Any]:
     workers: list[Worker] = []
 
-    def start() -> Worker:
+    def start(**extra_env: str) -> Worker:
         args = [
             "worker", "-Q", "sync,short", "--concurrency=2", "--loglevel=INFO",
             "-n", f"pkill-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
         ]  # fmt: skip
-        worker = spawn_celery(app, database_url, redis_url, tmp_path, f"worker-{len(workers)}.log", args, **WORKER_ENV)
+        worker = spawn_celery(
+            app, database_url, redis_url, tmp_path, f"worker-{len(workers)}.log", args, **WORKER_ENV, **extra_env
+        )
         workers.append(worker)
         worker.wait_ready()
         return worker
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.kill()  # idle by now: no warm shutdown to wait for
 
 
 class Hold:
@@ -169,7 +167,7 @@ def images() -> Iterator[ImageServer]:
         yield server
 
 
-@pytest.fixture(params=["plugin", "no-plugin"])
+@pytest.fixture
 def plugin(request: pytest.FixtureRequest, wordpress_site: Any, site: Any) -> Iterator[bool]:
     """The companion plugin active and connected (the site's API key stored in it, as connecting
     does), or deactivated for the test (core REST lookups only)."""
@@ -228,10 +226,24 @@ def wait_finished(event_id: int, worker: Worker, timeout: float = 45) -> SyncEve
     raise AssertionError(f"the job did not finish in {timeout} s:\n{worker.log()[-3000:]}")
 
 
-@pytest.mark.parametrize("kill_at", ["media", "post"])
+@pytest.mark.parametrize(
+    ("kill_at", "recovery", "plugin"),
+    [
+        ("media", "redelivered", "plugin"),
+        ("media", "redelivered", "no-plugin"),
+        ("post", "redelivered", "plugin"),
+        ("post", "redelivered", "no-plugin"),
+        ("media", "published again", "plugin"),  # the lookups are the redelivered cases'
+    ],
+    indirect=["plugin"],
+)
 def test_a_worker_killed_mid_publish_leaves_no_duplicate(
-    kill_at, plugin, hold, live_app, start_worker, wordpress_site, factory, site, editor, images, redis_url
+    kill_at, recovery, plugin, hold, live_app, start_worker, wordpress_site, factory, site, editor, images, redis_url
 ):
+    """``redelivered``: the broker hands the task to the next worker, the same job ends success.
+    ``published again``: the production defaults' path (the visibility timeout, an hour, is far
+    longer than SYNC_STUCK_AFTER_SECONDS): the next worker's sweep marks the silent job failed (a
+    publish is not resumed), and the client publishes again; the new job ends success."""
     started = time.monotonic()
     credentials = {
         "api_key": site.plain_api_key,
@@ -291,8 +303,24 @@ def test_a_worker_killed_mid_publish_leaves_no_duplicate(
         assert stored.push_intent is not None
     hold.release()
 
-    redeliver_unacked(redis_url)
-    second = start_worker()
+    if recovery == "redelivered":
+        redeliver_unacked(redis_url)
+        second = start_worker()
+    else:
+        # Silent for 2 s is dead (its own jobs beat every 0.3 s); swept every 0.5 s.
+        stuck = {
+            "SYNC_STUCK_AFTER_SECONDS": "2",
+            "SYNC_HEARTBEAT_SECONDS": "0.3",
+            "SYNC_RECOVERY_INTERVAL_SECONDS": "0.5",
+        }
+        second = start_worker(**stuck)
+        dead = wait_finished(event_id, second)
+        assert dead.status == JobStatus.failed and "heartbeats" in (dead.error_message or ""), dead.error_message
+        response = client.post(
+            f"{BASE}/{integration.id}/publish_content/", json={"content_id": content.id}, headers=headers
+        )
+        assert response.status_code == 202, response.get_json()
+        event_id = response.get_json()["sync_event_id"]
     event = wait_finished(event_id, second)
     recovered_after = time.monotonic() - killed_at
 
@@ -335,6 +363,6 @@ def test_a_worker_killed_mid_publish_leaves_no_duplicate(
         assert match and int(match.group(1)) in attachment_ids, tag.get("class")
     assert images.base not in post["content"]["raw"]
     print(
-        f"{kill_at}/{'plugin' if plugin else 'no plugin'}: finished {recovered_after:.1f} s after SIGKILL,"
+        f"{kill_at}/{recovery}/{'plugin' if plugin else 'no plugin'}: finished {recovered_after:.1f} s after SIGKILL,"
         f" {time.monotonic() - started:.1f} s in all"
     )
