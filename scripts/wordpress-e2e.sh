@@ -30,7 +30,9 @@
 # The test-only mu-plugins (scripts/wordpress/mu-plugins/, copied into every site): igny8-e2e-loopback.php
 # widens wp_safe_remote_post() to loopback on any port; igny8-e2e-seo.php defines WPSEO_VERSION or
 # RANK_MATH_VERSION when the option igny8_e2e_seo_plugin is 'yoast' or 'rank_math' (an SEO plugin
-# "active" for the companion plugin). Never install them on a real site.
+# "active" for the companion plugin); igny8-e2e-hold.php, while wp-content/igny8-e2e-hold/hold.json
+# exists, holds the matching REST requests after their work, before their answer, until the test
+# releases them (a caller killed mid-request). Never install them on a real site.
 set -euo pipefail
 umask 022
 
