@@ -172,8 +172,8 @@ class RedisSlots:
                 if time.monotonic() + wait > deadline:
                     raise WaitTimeout(BACKOFF_WAIT, wait)
                 sleep(wait)
-                # Waited out once, as the old gate did: a sleep that did not pass Redis's time
-                # (an injected one) must not loop here.
+                # Waited out once: a sleep that does not pass Redis's time (an injected one)
+                # must not loop here; a longer back-off set meanwhile holds the next request.
                 honour_backoff = "0"
                 continue
             if remaining <= 0:
