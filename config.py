@@ -121,8 +121,11 @@ def celery_settings(redis_url: str | None, instance_dir: Path) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events (sent, received, started, succeeded: one PUBLISH each per job) are what
+        # Flower shows. CELERY_TASK_EVENTS=0 saves those four commands per job, a fifth of a
+        # no-change sync's Redis commands, where nobody watches Flower.
+        "worker_send_task_events": _env_bool("CELERY_TASK_EVENTS", True),
+        "task_send_sent_event": _env_bool("CELERY_TASK_EVENTS", True),
         "task_track_started": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -230,6 +233,10 @@ class Config:
     MEDIA_MAX_BYTES = int(os.environ.get("MEDIA_MAX_BYTES", str(20 * 1024 * 1024)))
     MEDIA_FETCH_TIMEOUT_SECONDS = float(os.environ.get("MEDIA_FETCH_TIMEOUT_SECONDS", "60"))
     MEDIA_LOCK_WAIT_SECONDS = float(os.environ.get("MEDIA_LOCK_WAIT_SECONDS", "30"))
+    # A site's REST root, post types and taxonomies are remembered this long between syncs
+    # (platforms/wordpress/site_cache.py; in REDIS_URL, shared by every worker; 0: never), and
+    # dropped everywhere by a structure push, a metadata sync, a reconcile or a 404.
+    WP_STRUCTURE_CACHE_SECONDS = float(os.environ.get("WP_STRUCTURE_CACHE_SECONDS", "900"))
     # The whole synchronous connection test (every request, retry and wait) shares this budget;
     # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
     # worker is killed mid-test and the client gets no JSON answer.

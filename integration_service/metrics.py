@@ -7,9 +7,12 @@ Where the values live, so that every web and worker process on every machine is 
   package owns those queries (``sync.gauges``) and registers them here
   (``register_scrape_families``, called by ``create_app``).
 - **In Redis** (METRICS_REDIS_URL, default REDIS_URL): counters and histogram buckets that
-  workers and web processes increment (HINCRBYFLOAT, one round trip per observation; webhook
-  deliveries, counted on the request path, are summed in the process and sent at most every
-  METRICS_FLUSH_SECONDS, see ``RedisStore.increment_soon``). The scrape
+  workers and web processes increment (HINCRBYFLOAT). What is counted per job or per request
+  (job durations, scheduler lag, dispatches, webhook deliveries) is summed in the process and
+  sent in one pipeline at most every METRICS_FLUSH_SECONDS (``RedisStore.increment_soon``): a
+  scheduled sync that finds nothing new costs a few Redis commands in all, and its metrics
+  would otherwise be a third of them. A histogram stores its buckets and sum only (its count is
+  its +Inf bucket), and jobs finished are the job-duration histogram's count. The scrape
   reads them back, so one scrape of any web process sees the whole fleet; there is no per-process
   state to merge and nothing to clean when a process dies (prometheus_client's multiprocess mode
   would need a shared directory per machine and a scrape of every machine). Without Redis (the
@@ -80,7 +83,7 @@ REDIS_FALLBACK = Definition(
     ("component",),
 )
 RECORDED = (
-    JOBS_FINISHED,
+    JOBS_FINISHED,  # not stored: the count of JOB_DURATION (``_finished_from_durations``)
     JOB_DURATION,
     SCHEDULER_LAG,
     DISPATCHED,
@@ -89,6 +92,7 @@ RECORDED = (
     WEBHOOK_DELIVERIES,
     REDIS_FALLBACK,
 )
+STORED = tuple(definition for definition in RECORDED if definition is not JOBS_FINISHED)
 
 
 # ------------------------------------------------------------------------------ storage
@@ -202,6 +206,7 @@ class RedisStore:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+        # JOBS_FINISHED too: processes of an earlier version stored it.
         self.client.delete(*[KEY_PREFIX + definition.name for definition in RECORDED])
 
 
@@ -260,23 +265,28 @@ def _inc(definition: Definition, *labels: str, amount: float = 1) -> None:
     _record([(KEY_PREFIX + definition.name, _field(labels), amount)])
 
 
-def _inc_soon(definition: Definition, *labels: str) -> None:
-    """``_inc`` without a round trip now (``RedisStore.increment_soon``)."""
+def _record_soon(increments: list[tuple[str, str, float]]) -> None:
+    """``_record`` without a round trip now (``RedisStore.increment_soon``)."""
     if not has_app_context():
         return
     target = store()
-    increments = [(KEY_PREFIX + definition.name, _field(labels), 1.0)]
     if isinstance(target, RedisStore):
         target.increment_soon(increments)
     else:
         target.increment(increments)
 
 
-def _observe(definition: Definition, value: float, *labels: str) -> None:
+def _inc_soon(definition: Definition, *labels: str, amount: float = 1) -> None:
+    _record_soon([(KEY_PREFIX + definition.name, _field(labels), amount)])
+
+
+def _observe_soon(definition: Definition, value: float, *labels: str) -> None:
+    """One observation of a histogram: its bucket and its sum (the count is the +Inf bucket,
+    which prometheus_client derives from the buckets)."""
     assert definition.buckets is not None
     bucket = next((index for index, bound in enumerate(definition.buckets) if value <= bound), len(definition.buckets))
     key, field = KEY_PREFIX + definition.name, _field(labels)
-    _record([(key, f"{field}|b{bucket}", 1), (key, f"{field}|sum", value), (key, f"{field}|count", 1)])
+    _record_soon([(key, f"{field}|b{bucket}", 1), (key, f"{field}|sum", value)])
 
 
 def record_rate_limited(site_id: int | None) -> None:
@@ -297,20 +307,20 @@ def record_redis_fallback(component: str) -> None:
 
 
 def observe_job(trigger: str, status: str, duration_seconds: float) -> None:
-    _inc(JOBS_FINISHED, trigger, status)
-    _observe(JOB_DURATION, max(0.0, duration_seconds), trigger, status)
+    """A job finished (counted in ``integration_sync_jobs_finished`` too: see ``RECORDED``)."""
+    _observe_soon(JOB_DURATION, max(0.0, duration_seconds), trigger, status)
 
 
 def observe_scheduler_lag(seconds: float) -> None:
-    _observe(SCHEDULER_LAG, max(0.0, seconds))
+    _observe_soon(SCHEDULER_LAG, max(0.0, seconds))
 
 
 def record_dispatched(kind: str, count: int = 1) -> None:
-    _inc(DISPATCHED, kind, amount=count)
+    _inc_soon(DISPATCHED, kind, amount=count)
 
 
 def record_dispatch_skipped(count: int) -> None:
-    _inc(DISPATCH_SKIPPED, amount=count)
+    _inc_soon(DISPATCH_SKIPPED, amount=count)
 
 
 # ------------------------------------------------------------------------------ exposition
@@ -362,16 +372,28 @@ class ServiceCollector:
     def collect(self) -> Iterator[Metric]:
         for families in list(_scrape_families):
             yield from families()
-        keys = [KEY_PREFIX + definition.name for definition in RECORDED]
+        keys = [KEY_PREFIX + definition.name for definition in STORED]
         try:
-            snapshots = store().read(keys)
+            snapshots = dict(zip(STORED, store().read(keys), strict=True))
         except Exception as exc:  # noqa: BLE001 - the database metrics are still worth serving
             logger.warning("could not read the recorded metrics (%s)", type(exc).__name__)
             yield _store_up(False)
             return
         yield _store_up(True)
-        for definition, values in zip(RECORDED, snapshots, strict=True):
-            yield _recorded_families(values, definition)
+        snapshots[JOBS_FINISHED] = _finished_from_durations(snapshots[JOB_DURATION])
+        for definition in RECORDED:
+            yield _recorded_families(snapshots[definition], definition)
+
+
+def _finished_from_durations(durations: dict[str, float]) -> dict[str, float]:
+    """Jobs finished by labels: every finished job is one observation of its duration, in one
+    bucket (so the same figure whichever version of the service recorded it)."""
+    finished: dict[str, float] = defaultdict(float)
+    for field, value in durations.items():
+        labels, _, part = field.rpartition("|")
+        if part.startswith("b"):
+            finished[labels] += value
+    return dict(finished)
 
 
 def render(accept: str | None) -> tuple[bytes, str]:

@@ -88,6 +88,12 @@ def test_celery_settings_route_syncs_to_their_own_queue(tmp_path):
     assert celery_settings("redis://r:6379/0", tmp_path)["broker_url"] == "redis://r:6379/0"
 
 
+def test_task_events_can_be_turned_off_where_nobody_watches_flower(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELERY_TASK_EVENTS", "0")
+    settings = celery_settings("redis://r:6379/0", tmp_path)
+    assert settings["worker_send_task_events"] is False and settings["task_send_sent_event"] is False
+
+
 def test_redis_broker_sweeps_for_dead_workers_jobs_within_the_visibility_timeout(tmp_path, monkeypatch):
     options = celery_settings("redis://r:6379/0", tmp_path)["broker_transport_options"]
     assert options["visibility_timeout"] == 3600

@@ -53,6 +53,10 @@ class HttpSettings:
     # Whose site this client talks to (``client_for`` sets it): the label of the rate-limit
     # metric. Limits stay keyed by host:port; the metric must not carry a customer's host.
     site_id: int | None = None
+    # Where a site's REST root, post types and taxonomies are remembered between syncs
+    # (``wordpress.site_cache``): Redis (REDIS_URL), shared by every worker, or this process.
+    structure_cache_url: str | None = None
+    structure_cache_seconds: float = 900.0  # WP_STRUCTURE_CACHE_SECONDS; 0: not remembered
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
@@ -67,6 +71,8 @@ class HttpSettings:
             pool_size=politeness.concurrency,
             max_retry_wait=float(config["WP_MAX_RETRY_WAIT"]),
             politeness=politeness,
+            structure_cache_url=config.get("REDIS_URL") or None,
+            structure_cache_seconds=float(config.get("WP_STRUCTURE_CACHE_SECONDS", 900.0)),
         )
 
 

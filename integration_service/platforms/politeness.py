@@ -3,23 +3,25 @@
 Every request the HTTP layer sends to a site passes through a ``SiteGate`` (``gate.slot(url)``):
 
 1. **Shared back-off.** A 429/503 with ``Retry-After`` is recorded under the site's key with that
-   TTL; every worker waits it out before its next request to the site.
-2. **Request budget** (optional, ``WP_REQUEST_BUDGET_PER_MINUTE``): the ``limits`` package's moving
-   window (the one Flask-Limiter uses), on the same storage.
-3. **Concurrency**: at most ``WP_CONCURRENCY`` requests in flight to one site.
+   duration; every worker waits it out before its next request to the site.
+2. **Concurrency**: at most ``WP_CONCURRENCY`` requests in flight to one site.
+3. **Request budget** (optional, ``WP_REQUEST_BUDGET_PER_MINUTE``): the ``limits`` package's moving
+   window (the one Flask-Limiter uses), on the same storage; taken once the slot is held.
 
 Sites are keyed by ``host:port`` (the HTTP layer sees URLs, not integrations; two integrations
 of one site share its limits, which is what the site cares about).
 
 The concurrency limit is a counting semaphore, which neither redis-py (its ``Lock`` is a mutex)
 nor ``limits`` (it counts requests per window and has no release) provides.  So it is a small
-Lua semaphore over a sorted set of leases: member = a random token, score = the lease's expiry
-in Redis's own clock (``TIME``, so machines with skewed clocks agree).  Acquire drops expired
-leases, then adds one if fewer than the limit remain, atomically; a worker killed mid-request
-never releases, and its slot frees itself when the lease expires (``WP_SLOT_LEASE_SECONDS``,
-15 s by default).  A live process renews its leases every third of that from one daemon thread,
-so a long request keeps its slot however slow the site is.  A release pushes a wake-up onto a short list that waiters
-``BLPOP`` (bounded by the earliest lease expiry and the caller's deadline): waiting never polls.
+Lua semaphore over a sorted set of leases (``politeness_redis``), which also holds the site's
+back-off: one script call checks the back-off and takes a slot, one pipelined round trip gives
+it back, the fewest Redis commands a request can cost (a scheduled sync that finds nothing new
+is one request).  A worker killed mid-request never releases, and its slot frees itself when
+the lease expires (``WP_SLOT_LEASE_SECONDS``, 15 s by default); a live process renews, from one
+daemon thread, the leases it has held for a third of that, so a long request keeps its slot
+however slow the site is.  A waiter registers in the set and ``BLPOP``s a short wake-up list
+(bounded by the earliest lease expiry and the caller's deadline), which a release pushes to
+only while someone waits: waiting never polls, and not waiting costs no list command.
 
 Without ``REDIS_URL`` (the embedded default) the same interface is served in-process
 (a ``threading.Condition`` per site, ``limits``' memory storage); with it, the in-process twin
@@ -34,7 +36,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -49,45 +50,9 @@ from limits.strategies import MovingWindowRateLimiter
 from .. import metrics
 from ..redis_fallback import RedisFallback
 from .base import PlatformError
+from .politeness_redis import BACKOFF_WAIT, KEY_PREFIX, SLOT_WAIT, RedisSlots, WaitTimeout
 
 logger = logging.getLogger(__name__)
-
-KEY_PREFIX = "igny8:wp"
-# Waiters wake at least this often to re-check (a lost wake-up costs at most this much).
-MAX_BLOCK_SECONDS = 1.0
-
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  return -1
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tonumber(oldest[2]) - now
-"""
-
-_RENEW = """
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
-  return 1
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('RPUSH', KEYS[2], '1')
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-  redis.call('PEXPIRE', KEYS[2], 10000)
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -123,83 +88,23 @@ def report_rate_limited(site_id: int | None) -> None:
     metrics.record_rate_limited(site_id)
 
 
-class _Timeout(Exception):
-    def __init__(self, what: str, retry_after: float | None) -> None:
-        self.what = what
-        self.retry_after = retry_after
-
-
-class _RedisSemaphore:
-    def __init__(self, client: Any, limit: int, lease_seconds: float) -> None:
-        self._client = client
-        self._limit = limit
-        self._lease_ms = int(lease_seconds * 1000)
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
-        self._held: dict[str, str] = {}  # token -> site key, renewed by one thread
-        self._held_lock = threading.Lock()
-        self._renewer: threading.Thread | None = None
-
-    def acquire(self, key: str, deadline: float) -> str:
-        token = uuid.uuid4().hex
-        leases, wakeups = f"{KEY_PREFIX}:slots:{key}", f"{KEY_PREFIX}:wake:{key}"
-        while True:
-            wait_ms = int(self._acquire(keys=[leases], args=[self._limit, self._lease_ms, token]))
-            if wait_ms < 0:
-                with self._held_lock:
-                    self._held[token] = key
-                    if self._renewer is None:
-                        self._renewer = threading.Thread(target=self._renew_forever, name="wp-slot-leases", daemon=True)
-                        self._renewer.start()
-                return token
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Timeout("a free request slot", wait_ms / 1000)
-            # Woken by a release, or when the oldest lease (perhaps a dead worker's) expires.
-            block = max(0.01, min(wait_ms / 1000, remaining, MAX_BLOCK_SECONDS))
-            self._client.blpop([wakeups], timeout=block)
-
-    def _renew_forever(self) -> None:
-        interval = self._lease_ms / 3000
-        while True:
-            time.sleep(interval)
-            with self._held_lock:
-                held = list(self._held.items())
-            for token, key in held:
-                try:
-                    if not self._renew(keys=[f"{KEY_PREFIX}:slots:{key}"], args=[self._lease_ms, token]):
-                        with self._held_lock:
-                            still_held = token in self._held
-                        if still_held:
-                            logger.warning("the request slot lease for %s expired while held", key)
-                except Exception:  # Redis unreachable: the lease may lapse; the request goes on
-                    logger.warning("could not renew the request slot lease for %s", key, exc_info=True)
-
-    def release(self, key: str, token: str) -> None:
-        with self._held_lock:
-            self._held.pop(token, None)
-        self._release(keys=[f"{KEY_PREFIX}:slots:{key}", f"{KEY_PREFIX}:wake:{key}"], args=[token, self._limit])
-
-    def in_flight(self, key: str) -> int:
-        return int(self._client.zcard(f"{KEY_PREFIX}:slots:{key}"))
-
-
-class _LocalSemaphore:
+class _LocalSlots:
     """The in-process twin: a counter per site under one condition (no leases: a dead process
-    takes its slots with it)."""
+    takes its slots with it) and the back-offs this process recorded."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._held: dict[str, int] = {}
         self._cond = threading.Condition()
+        self._until: dict[str, float] = {}  # site key -> end of its back-off (monotonic)
 
-    def acquire(self, key: str, deadline: float) -> str:
+    def acquire(self, key: str, deadline: float, sleep: Callable[[float], None]) -> str:
+        self.wait_backoff(key, deadline, sleep)
         with self._cond:
             while self._held.get(key, 0) >= self._limit:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise _Timeout("a free request slot", None)
+                    raise WaitTimeout(SLOT_WAIT, None)
                 self._cond.wait(remaining)
             self._held[key] = self._held.get(key, 0) + 1
         return key
@@ -215,44 +120,28 @@ class _LocalSemaphore:
         with self._cond:
             return self._held.get(key, 0)
 
-
-class _RedisBackoff:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def set(self, key: str, seconds: float) -> None:
-        ms = int(seconds * 1000)
-        if ms <= 0:
-            return
-        name = f"{KEY_PREFIX}:backoff:{key}"
-        # Keep the longer of two back-offs: a short Retry-After must not cut a long one.
-        if self._client.pttl(name) < ms:
-            self._client.set(name, "1", px=ms)
-
-    def remaining(self, key: str) -> float:
-        return max(0, int(self._client.pttl(f"{KEY_PREFIX}:backoff:{key}"))) / 1000
-
-
-class _LocalBackoff:
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def set(self, key: str, seconds: float) -> None:
-        with self._lock:
+    def back_off(self, key: str, seconds: float) -> None:
+        with self._cond:
             self._until[key] = max(self._until.get(key, 0.0), time.monotonic() + seconds)
 
-    def remaining(self, key: str) -> float:
-        with self._lock:
+    def backoff_remaining(self, key: str) -> float:
+        with self._cond:
             return max(0.0, self._until.get(key, 0.0) - time.monotonic())
+
+    def wait_backoff(self, key: str, deadline: float, sleep: Callable[[float], None]) -> None:
+        wait = self.backoff_remaining(key)
+        if wait <= 0:
+            return
+        if time.monotonic() + wait > deadline:
+            raise WaitTimeout(BACKOFF_WAIT, wait)
+        sleep(wait)
 
 
 @dataclass
 class _State:
     """One place the limits live: Redis (shared by every process) or this process."""
 
-    slots: _RedisSemaphore | _LocalSemaphore
-    backoff: _RedisBackoff | _LocalBackoff
+    slots: RedisSlots | _LocalSlots
     limiter: MovingWindowRateLimiter | None
 
 
@@ -272,10 +161,9 @@ class SiteGate:
             if settings.budget_per_minute
             else None
         )
+        self._local_slots = _LocalSlots(settings.concurrency)
         self._local = _State(
-            _LocalSemaphore(settings.concurrency),
-            _LocalBackoff(),
-            MovingWindowRateLimiter(storage_from_string("memory://")) if self._budget else None,
+            self._local_slots, MovingWindowRateLimiter(storage_from_string("memory://")) if self._budget else None
         )
         self._shared: _State | None = None
         self.fallback = RedisFallback("politeness")
@@ -283,8 +171,7 @@ class SiteGate:
             # Short timeouts: a hung Redis must not hold a request longer than an unreachable one.
             client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
             self._shared = _State(
-                _RedisSemaphore(client, settings.concurrency, settings.lease_seconds),
-                _RedisBackoff(client),
+                RedisSlots(client, settings.concurrency, settings.lease_seconds),
                 MovingWindowRateLimiter(storage_from_string(settings.redis_url)) if self._budget else None,
             )
 
@@ -310,7 +197,7 @@ class SiteGate:
                 self.fallback.failed(exc)
                 state = self._local
                 token = self._take_turn(state, key, deadline, wait_seconds, sleep)
-        except _Timeout as exc:
+        except WaitTimeout as exc:
             raise PlatformError(
                 f"{key} is busy: gave up after waiting {wait_seconds:.0f} s for {exc.what}.",
                 stage="timeout",
@@ -332,47 +219,54 @@ class SiteGate:
     def _take_turn(
         self, state: _State, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]
     ) -> str:
-        self._wait_backoff(state, key, deadline, sleep)
-        self._take_budget(state, key, deadline, wait_seconds, sleep)
-        return state.slots.acquire(key, deadline)
+        if isinstance(state.slots, RedisSlots):
+            # This process's own record counts too (a back-off recorded while Redis was away).
+            local_backoff = self._local_slots.backoff_remaining(key)
+            token = state.slots.acquire(key, deadline, sleep, local_backoff)
+        else:
+            token = state.slots.acquire(key, deadline, sleep)
+        if state.limiter is not None:
+            # After the slot, so a back-off is not spent against the budget; the slot is given
+            # back if the budget makes the request give up.
+            try:
+                self._take_budget(state.limiter, key, deadline, wait_seconds, sleep)
+            except BaseException:
+                state.slots.release(key, token)
+                raise
+        return token
 
     def back_off(self, url: str, seconds: float, status: int) -> None:
         """Make every worker wait ``seconds`` before its next request to the site of ``url``."""
         key = site_key(url)
-        self._local.backoff.set(key, seconds)  # this process honours it even if Redis is away
+        self._local_slots.back_off(key, seconds)  # this process honours it even if Redis is away
         if self._shared is not None:
             try:
-                self._shared.backoff.set(key, seconds)
+                self._shared.slots.back_off(key, seconds)
             except redis.RedisError as exc:
                 self.fallback.failed(exc)
         logger.info("backing off %s for %.1f s after HTTP %d", key, seconds, status)
 
     def backoff_remaining(self, url: str) -> float:
-        return self._state().backoff.remaining(site_key(url))
+        return self._state().slots.backoff_remaining(site_key(url))
 
     def in_flight(self, url: str) -> int:
         return self._state().slots.in_flight(site_key(url))
 
-    def _wait_backoff(self, state: _State, key: str, deadline: float, sleep: Callable[[float], None]) -> None:
-        wait = max(state.backoff.remaining(key), self._local.backoff.remaining(key))
-        if wait <= 0:
-            return
-        if time.monotonic() + wait > deadline:
-            raise _Timeout("the site's Retry-After to pass", wait)
-        sleep(wait)
-
     def _take_budget(
-        self, state: _State, key: str, deadline: float, wait_seconds: float, sleep: Callable[[float], None]
+        self,
+        limiter: MovingWindowRateLimiter,
+        key: str,
+        deadline: float,
+        wait_seconds: float,
+        sleep: Callable[[float], None],
     ) -> None:
-        limiter = state.limiter
-        if limiter is None or self._budget is None:
-            return
+        assert self._budget is not None
         waited = 0.0  # counted too, so an injected sleep that does not pass time still ends
         while not limiter.hit(self._budget, key):
             stats = limiter.get_window_stats(self._budget, key)
             wait = max(0.01, stats.reset_time - time.time())
             if time.monotonic() + wait > deadline or waited + wait > wait_seconds:
-                raise _Timeout("the site's request budget", wait)
+                raise WaitTimeout("the site's request budget", wait)
             sleep(wait)
             waited += wait
 

@@ -50,6 +50,25 @@ class WordPressRest:
         """The per-client state learned from the site; a concern that keeps some extends this."""
         self._root: RestRoot | None = None
         self._shape_cached = False  # root, types or taxonomies came from site_cache
+        self._remembered: site_cache.SiteShape | None = None  # read once per client (one HMGET)
+
+    @property
+    def _shapes(self) -> site_cache.Shapes:
+        return site_cache.shapes_for(self.settings.structure_cache_url, self.settings.structure_cache_seconds)
+
+    def remembered_shape(self) -> site_cache.SiteShape:
+        """What site_cache holds for this site and credentials, read once per client (a job):
+        the root, types and taxonomies then cost one round trip between them."""
+        if self._remembered is None:
+            self._remembered = self._shapes.get(self.cache_key) or site_cache.SiteShape()
+        return self._remembered
+
+    def remember_shape(self, **parts: Any) -> None:
+        self._shapes.remember(self.cache_key, **parts)
+
+    def _drop_remembered(self) -> None:
+        self._shapes.forget(self.cache_key)
+        self._remembered = site_cache.SiteShape()  # what is left of this job asks the site
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -124,8 +143,8 @@ class WordPressRest:
             retry=retry,
         )
         if response.status_code == 404 and self._shape_cached:
-            # The remembered root or route may be out of date: the next client asks the site again.
-            site_cache.forget(self.cache_key)
+            # The remembered root or route may be out of date: every next client asks the site again.
+            self._drop_remembered()
         return response
 
     def _raise_for(self, response: HttpResponse, what: str) -> None:
@@ -174,15 +193,15 @@ class WordPressRest:
 
     def forget_site_shape(self) -> None:
         """Ask the site again for its root, types and taxonomies (a reconcile starts with this)."""
-        site_cache.forget(self.cache_key)
+        self._drop_remembered()
         self._shape_cached = False
 
     def root(self) -> RestRoot:
         if self._root is None:
-            cached = site_cache.get(self.cache_key)
-            if cached is not None and cached.root is not None:
-                self._root, self._shape_cached = cached.root, True
-                return cached.root
+            cached = self.remembered_shape().root
+            if cached is not None:
+                self._root, self._shape_cached = cached, True
+                return cached
             self.discover()
         assert self._root is not None
         return self._root
@@ -191,5 +210,8 @@ class WordPressRest:
         """Find the REST root (kept for later calls) and the attempts made; raise PlatformError
         with the stage that explains a failure."""
         self._root, attempts = discovery.discover(self.http, self.site_base(), self._auth("app"))
-        site_cache.remember(self.cache_key, root=self._root)
+        self.remember_shape(root=self._root)
+        # A new root starts a new entry: types and taxonomies remembered with the old one are
+        # read from the site again.
+        self._remembered = site_cache.SiteShape(root=self._root)
         return self._root, attempts

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import PlatformError
-from . import site_cache
 from .mapping import CORE_NAMESPACE, structure_entry
 from .rest import WordPressRest
 
@@ -22,19 +21,19 @@ class StructureMixin(WordPressRest):
         self._taxonomy_bases_by_type: dict[str, dict[str, str]] = {}
 
     def _load_types(self) -> dict[str, dict[str, Any]]:
-        if self._types is None and (cached := site_cache.get(self.cache_key)) and cached.types is not None:
-            self._types, self._shape_cached = cached.types, True
+        if self._types is None and (cached := self.remembered_shape().types) is not None:
+            self._types, self._shape_cached = cached, True
         if self._types is None:
             data = self._json(self.call("GET", f"{CORE_NAMESPACE}/types", auth=self._default_auth()), "/wp/v2/types")
             if not isinstance(data, dict):
                 raise PlatformError("WordPress answered /wp/v2/types with an unexpected shape.", stage="http")
             self._types = {slug: item for slug, item in data.items() if isinstance(item, dict)}
-            site_cache.remember(self.cache_key, types=self._types)
+            self.remember_shape(types=self._types)
         return self._types
 
     def _load_taxonomies(self) -> dict[str, dict[str, Any]]:
-        if self._taxonomies is None and (cached := site_cache.get(self.cache_key)) and cached.taxonomies is not None:
-            self._taxonomies, self._shape_cached = cached.taxonomies, True
+        if self._taxonomies is None and (cached := self.remembered_shape().taxonomies) is not None:
+            self._taxonomies, self._shape_cached = cached, True
         if self._taxonomies is None:
             data = self._json(
                 self.call("GET", f"{CORE_NAMESPACE}/taxonomies", auth=self._default_auth()), "/wp/v2/taxonomies"
@@ -42,7 +41,7 @@ class StructureMixin(WordPressRest):
             if not isinstance(data, dict):
                 raise PlatformError("WordPress answered /wp/v2/taxonomies with an unexpected shape.", stage="http")
             self._taxonomies = {slug: item for slug, item in data.items() if isinstance(item, dict)}
-            site_cache.remember(self.cache_key, taxonomies=self._taxonomies)
+            self.remember_shape(taxonomies=self._taxonomies)
         return self._taxonomies
 
     def fetch_structure(self) -> dict[str, Any]:
