@@ -5,6 +5,11 @@ token), loads its rows, lets the job check it can still run, opens the platform 
 (``with client_for(...)``), runs the job's body, maps errors (a transient platform error is
 retried with backoff while retries are left; a lost claim stops without writing; anything else
 fails the job with a message) and finishes it. Each job below keeps only its body.
+
+PostgreSQL transactions (issue 22): the claim, the rows and what ``prepare`` stages commit
+together before the first platform request; the final state, whatever the body left uncommitted
+(a pull's last page and position) and the job's completion (a sync's schedule) commit together
+at the end. A scheduled incremental sync that finds nothing costs those two.
 """
 
 from __future__ import annotations
