@@ -164,6 +164,21 @@ class Progress:
         self._last_report = now
         self._report(self.done, self.total)
 
+    def report_if_due(self) -> None:
+        """Report only once ``min_interval`` has passed since the last report (or since the first
+        call): for a step that wrote nothing, whose progress the next write or the job's final
+        state publishes anyway; completeness alone does not force a report (an UPDATE and a
+        COMMIT of its own)."""
+        now = time.monotonic()
+        if self._last_report is None:
+            self._last_report = now
+        elif now - self._last_report >= self._min_interval:
+            self.report()
+
+    def reported(self) -> None:
+        """The current progress was just written by another statement (a checkpoint carries it)."""
+        self._last_report = time.monotonic()
+
 
 class SliceDone(Exception):
     """The pull stored its slice budget of pages and more remain: the job's checkpoint holds
@@ -233,3 +248,4 @@ class SyncRun:
         self.max_pages = max(0, max_pages)  # pages per run (a slice); 0: no limit
         self.pages_stored = 0
         self._type_state: dict[str, Any] = {}
+        self._uncommitted = False  # rows written since the last commit (committed with a position)

@@ -69,10 +69,16 @@ def existing_contents(site_id: int, content_type: str, external_ids: Sequence[st
 ANALYZE_AFTER_CREATED = 100  # one page of new rows
 
 
+def statistics_due(created_before: int, created_now: int) -> bool:
+    """Whether ``refresh_statistics`` analyzes after this page (it commits: the page's rows
+    must be committed with their position first)."""
+    return created_before < ANALYZE_AFTER_CREATED <= created_now and db.session.get_bind().dialect.name == "postgresql"
+
+
 def refresh_statistics(created_before: int, created_now: int) -> None:
     """``ANALYZE contents`` once per pull, when its count of created rows crosses
     ``ANALYZE_AFTER_CREATED`` (a sample of the table: tens of milliseconds, against seconds of
     misplanned lookups). A database user that does not own the table gets a warning, no error."""
-    if created_before < ANALYZE_AFTER_CREATED <= created_now and db.session.get_bind().dialect.name == "postgresql":
+    if statistics_due(created_before, created_now):
         db.session.execute(text("ANALYZE contents"))
         db.session.commit()

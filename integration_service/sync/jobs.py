@@ -160,9 +160,25 @@ def publish(event_id: int, task_id: str | None, task_name: str) -> None:
     )
 
 
+# False inside ``claim_uncommitted``: ``claim`` leaves its UPDATE to the caller's commit.
+_CLAIM_COMMITS: ContextVar[bool] = ContextVar("sync_claim_commits", default=True)
+
+
+@contextmanager
+def claim_uncommitted() -> Iterator[None]:
+    """The runner starts a job in one transaction: the claim, the job's rows read after it and
+    what the job prepares (a sync's ``syncing`` status) commit together, not in two."""
+    token = _CLAIM_COMMITS.set(False)
+    try:
+        yield
+    finally:
+        _CLAIM_COMMITS.reset(token)
+
+
 def claim(event_id: int, task_id: str | None) -> Claim | None:
     """Take ownership of a queued job (or of a running one redelivered with the same task id,
-    after its worker died). Returns None when the job is gone, finished or owned by another task."""
+    after its worker died). Returns None when the job is gone, finished or owned by another task.
+    Commits, except inside ``claim_uncommitted``."""
     token = str(uuid.uuid4())
     now = utcnow()
     takeover = and_(SyncEvent.status == JobStatus.running, SyncEvent.task_id == task_id) if task_id else false()
@@ -179,7 +195,8 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
         )
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    if _CLAIM_COMMITS.get():
+        db.session.commit()
     if rowcount(result) != 1:
         return None
     return Claim(event_id, token)
@@ -291,11 +308,19 @@ def finish(
     error_message: str | None = None,
     done: int | None = None,
     update_integration: bool = False,
+    *,
+    total: int | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    commit: bool = True,
 ) -> bool:
     """Write the final state and release the integration's sync lock. Returns False when the job
-    was no longer ours (nothing written). With ``update_integration`` the integration's
-    sync_status/sync_error/last_sync_at change in the same transaction, so a poller never sees
-    the job finished while the integration still says ``syncing``."""
+    was no longer ours (nothing written, and the caller's uncommitted writes rolled back with it).
+    With ``update_integration`` the integration's sync_status/sync_error/last_sync_at change in
+    the same transaction, so a poller never sees the job finished while the integration still
+    says ``syncing``. ``total`` and ``checkpoint`` publish the last progress and position the job
+    kept in memory (a pull that found nothing commits them here, not in transactions of their
+    own). With ``commit=False`` the caller commits, after staging what completes the job (the
+    schedule), so a job ends in one transaction."""
     values: dict[str, Any] = {
         "status": status,
         "finished_at": utcnow(),
@@ -307,6 +332,10 @@ def finish(
         values["details"] = details
     if done is not None:
         values["progress_done"] = done
+    if total is not None:
+        values["progress_total"] = total
+    if checkpoint is not None:
+        values["checkpoint"] = checkpoint
     if not _update_if_owned(claim_, **values):
         db.session.rollback()
         return False
@@ -325,7 +354,8 @@ def finish(
             .values(**outcome)
             .execution_options(synchronize_session=False)
         )
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return True
 
 

@@ -20,7 +20,7 @@ from ..models import Content, SiteIntegration, utcnow
 from ..platforms.base import PostPage, RemotePost
 from ..timeutil import as_utc, iso, parse_iso
 from .common import SliceDone, SyncRun, apply_remote, hash_of, remote_values, selected_post_types
-from .content_lookup import existing_contents, refresh_statistics
+from .content_lookup import existing_contents, refresh_statistics, statistics_due
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +28,26 @@ logger = logging.getLogger(__name__)
 class Pull(SyncRun):
     """The pull direction of a ``SyncRun``."""
 
-    def pull(self, full: bool = False, detect_conflicts: bool = True) -> None:
+    def pull(self, full: bool = False, detect_conflicts: bool = True, defer_tail: bool = False) -> None:
         """Upsert every (changed) post of the selected post types, resuming from the job's
         checkpoint when it has one. With a slice budget (``max_pages``) it raises SliceDone once
-        that many pages are stored and more remain; the checkpoint holds the position."""
+        that many pages are stored and more remain; the checkpoint holds the position.
+
+        What a page writes commits with the position after it, before the next page is waited
+        for. A step that wrote nothing (an empty or unreadable page, a post type without changes)
+        only moves the position in memory: a resume from the older committed one redoes a request
+        and stores nothing. With ``defer_tail`` the last writes (the last page's rows, the
+        watermarks) are left uncommitted once no WordPress request follows them: the caller
+        commits them with its next write (the job's finish), so a pull that finds nothing costs
+        no transaction of its own."""
         state = self.checkpoint
         watermarks = dict(state.get("watermarks") or self.integration.pull_watermarks or {})
         types_done: list[str] = list(state.get("types_done") or [])
-        for post_type in selected_post_types(self.integration):
-            if post_type in types_done:
-                continue
+        post_types = [post_type for post_type in selected_post_types(self.integration) if post_type not in types_done]
+        for index, post_type in enumerate(post_types):
             if self.max_pages and self.pages_stored >= self.max_pages:
-                self._save_checkpoint(watermarks=watermarks, types_done=types_done, post_type=None)
-                db.session.commit()
+                self._move_to(watermarks=watermarks, types_done=types_done, post_type=None)
+                self._commit_position()  # the next slice starts from here
                 raise SliceDone(post_type)
             since = None if full else parse_iso(watermarks.get(post_type))
             resuming = state.get("post_type") == post_type
@@ -88,13 +95,14 @@ class Pull(SyncRun):
                 elif full:
                     watermarks[post_type] = iso(scan_started)
             types_done.append(post_type)
-            self._save_checkpoint(watermarks=watermarks, types_done=types_done, post_type=None)
-            db.session.commit()
-        self._save_watermarks(watermarks)
+            self._move_to(watermarks=watermarks, types_done=types_done, post_type=None)
+            last_type = index == len(post_types) - 1
+            if self._uncommitted and not (defer_tail and last_type):
+                self._commit_position()  # the next type's requests follow
+        self._save_watermarks(watermarks, commit=not defer_tail)
 
-    def _save_checkpoint(self, **position: Any) -> None:
-        """Stage the job's position (and the counts and progress so far) in the current
-        transaction, so it commits with the page it describes."""
+    def _move_to(self, **position: Any) -> None:
+        """Set the job's position (with the counts and progress so far) in memory only."""
         self.checkpoint = {
             **self.checkpoint,
             **position,
@@ -103,18 +111,38 @@ class Pull(SyncRun):
             "progress": [self.progress.done, self.progress.total],
             "incremental_used": dict(self.incremental_used),
         }
+
+    def _save_checkpoint(self, **position: Any) -> None:
+        """Stage the job's position (and the counts and progress so far) in the current
+        transaction, so it commits with the page it describes."""
+        self._move_to(**position)
         if self.save_checkpoint is not None:
             self.save_checkpoint(self.checkpoint, self.progress.done, self.progress.total)
 
-    def _save_watermarks(self, watermarks: dict[str, str]) -> None:
+    def _commit_position(self) -> None:
+        """Commit what was written since the last commit with the position reached (fenced by
+        the job's claim: a job that lost it writes nothing and stops)."""
+        self._save_checkpoint()
+        db.session.commit()
+        self._uncommitted = False
+        if self.save_checkpoint is not None:
+            self.progress.reported()  # the checkpoint wrote the progress and the heartbeat
+        else:
+            self.progress.report()
+
+    def _save_watermarks(self, watermarks: dict[str, str], commit: bool = True) -> None:
         integration = db.session.get(SiteIntegration, self.integration.id)
         if integration is None:
             return
-        integration.pull_watermarks = watermarks
         parsed = [parse_iso(value) for value in watermarks.values()]
         parsed_values = [value for value in parsed if value is not None]
-        integration.last_pull_modified_gmt = max(parsed_values) if parsed_values else None
-        db.session.commit()
+        newest = max(parsed_values) if parsed_values else None
+        # Unchanged (a pull that found nothing new): nothing to write.
+        if integration.pull_watermarks != watermarks or integration.last_pull_modified_gmt != newest:
+            integration.pull_watermarks = watermarks
+            integration.last_pull_modified_gmt = newest
+        if commit:
+            db.session.commit()
 
     def _pull_type(
         self,
@@ -143,20 +171,26 @@ class Pull(SyncRun):
                     newest = page_newest
                 if page.error is None:
                     self.progress.advance(page.listed)
-                # The page's rows and the position after it commit together.
-                self._save_checkpoint(
+                self._move_to(
                     **self._type_state,
                     page=page.number,
                     newest=iso(newest),
                     duplicates=self._duplicates,
                     incremental=page.incremental,
                 )
-                db.session.commit()
-                refresh_statistics(created_before, self.counts.created)
+                self._uncommitted = self._uncommitted or bool(page.posts)
                 self.pages_stored += 1
-                self.progress.report()
                 last_page = page.total_pages is not None and page.number >= page.total_pages
-                if self.max_pages and self.pages_stored >= self.max_pages and not last_page:
+                sliced = bool(self.max_pages and self.pages_stored >= self.max_pages and not last_page)
+                analyze = statistics_due(created_before, self.counts.created)
+                if sliced or analyze or (self._uncommitted and not last_page):
+                    # The page's rows and the position after it commit together, before the next
+                    # page is waited for (a last page's wait for the type's end: one commit less).
+                    self._commit_position()
+                elif not last_page:
+                    self.progress.report_if_due()
+                refresh_statistics(created_before, self.counts.created)  # commits: after the page's commit
+                if sliced:
                     raise SliceDone(post_type)
         finally:
             pages.close()  # type: ignore[attr-defined]
@@ -277,5 +311,5 @@ class Pull(SyncRun):
             .values(external_status="missing")
             .execution_options(synchronize_session=False)
         )
-        db.session.commit()
+        self._uncommitted = True  # committed with the position after the type
         self.counts.missing += rowcount(result) or 0

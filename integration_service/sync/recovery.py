@@ -116,7 +116,11 @@ def recover_stuck_jobs(integration_id: int | None = None) -> list[int]:
             logger.warning("sync event %s of integration %s was stuck (%s): marked failed", event_id, owner_id, status)
         db.session.commit()
     for event_id in failed_syncs:
-        schedule.after_sync_job(event_id, JobStatus.failed)
+        try:
+            schedule.after_sync_job(event_id, JobStatus.failed)
+        except Exception:  # its commit failed (the database went away): the next jobs still get theirs
+            db.session.rollback()
+            logger.exception("sync event %s: could not update the schedule", event_id)
     return recovered
 
 

@@ -5,6 +5,11 @@ token), loads its rows, lets the job check it can still run, opens the platform 
 (``with client_for(...)``), runs the job's body, maps errors (a transient platform error is
 retried with backoff while retries are left; a lost claim stops without writing; anything else
 fails the job with a message) and finishes it. Each job below keeps only its body.
+
+PostgreSQL transactions (issue 22): the claim, the rows and what ``prepare`` stages commit
+together before the first platform request; the final state, whatever the body left uncommitted
+(a pull's last page and position) and the job's completion (a sync's schedule) commit together
+at the end. A scheduled incremental sync that finds nothing costs those two.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class Outcome:
     error: str | None = None
     done: int | None = None  # progress_done to publish with the final state
     failed_stage: str | None = None  # the PlatformError's stage of a failure ("auth" pauses the schedule)
+    total: int | None = None  # progress_total to publish with it (kept in memory by a pull that wrote nothing)
+    checkpoint: dict[str, Any] | None = None  # the last position, when the body left it uncommitted
 
 
 class Job:
@@ -66,9 +73,11 @@ class Job:
         self.event = event
         self.integration = integration
         self.retries = retries
+        self.refusal: str | None = None  # what prepare() answered
 
     def prepare(self) -> str | None:
-        """Before the client opens: a reason the job cannot run (it fails), or None."""
+        """Before the client opens, in the claim's transaction (what it stages commits with the
+        claim): a reason the job cannot run (it fails), or None."""
         return None
 
     def body(self, client: PlatformClient | None) -> Outcome:
@@ -87,48 +96,64 @@ class Job:
         return bool(self.event.checkpoint)
 
     def finished(self, outcome: Outcome) -> None:
-        """After the final state was written: once per job, whatever its outcome. Never called
-        between slices (HandedOff), on a retry (RetryLater) or when the claim was lost."""
+        """With the final state written (fenced by the claim) but not committed yet: what the job
+        writes here commits with it (it may commit itself; the runner commits otherwise). Once
+        per job, whatever its outcome. Never called between slices (HandedOff), on a retry
+        (RetryLater) or when the claim was lost."""
 
 
 CLAIM_ATTEMPTS = 5  # ~10 s of waiting: a PostgreSQL restart or failover is over by then
 
 
-def _claim(event_id: int, task_id: str | None) -> jobs.Claim | None:
-    """Claim the job, riding out a database that is briefly away. A task that failed here would
-    be acked and lost, leaving its job queued (holding the sync lock) until the queued-stuck
-    window; a claim whose reply was lost is taken over on the next attempt (same task id)."""
+def _start(job_class: type[Job], event_id: int, task_id: str | None, retries: int) -> Job | dict[str, Any]:
+    """Claim the job, load its rows and let it prepare, in one transaction, riding out a database
+    that is briefly away. A task that failed here would be acked and lost, leaving its job queued
+    (holding the sync lock) until the queued-stuck window; a claim whose reply was lost is taken
+    over on the next attempt (same task id). Returns the job, or the task's result when it
+    ended here."""
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         try:
-            return jobs.claim(event_id, task_id)
+            return _claim_and_prepare(job_class, event_id, task_id, retries)
         except DBAPIError as exc:
             db.session.rollback()
             if attempt == CLAIM_ATTEMPTS:
                 raise RetryLater(5.0, f"database unavailable while claiming ({type(exc.orig).__name__})") from None
             logger.warning("sync event %s: database unavailable while claiming; retrying", event_id)
             time.sleep(attempt)
-    return None
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
-def run(
-    job_class: type[Job], event_id: int, task_id: str | None, retries: int = 0, max_retries: int = 0
-) -> dict[str, Any]:
-    claim = _claim(event_id, task_id)
+def _claim_and_prepare(job_class: type[Job], event_id: int, task_id: str | None, retries: int) -> Job | dict[str, Any]:
+    with jobs.claim_uncommitted():
+        claim = jobs.claim(event_id, task_id)
     if claim is None:
+        db.session.rollback()
         logger.info("sync event %s: not claimable (finished, gone or owned elsewhere); skipping", event_id)
         return {"status": "skipped"}
-    event = db.session.get(SyncEvent, event_id)
-    if event is not None:
-        db.session.refresh(event)  # the claim was written by an UPDATE the session did not see
+    # The claim was written by an UPDATE the session did not see: load the row as it is now.
+    event = db.session.get(SyncEvent, event_id, populate_existing=True)
     integration = db.session.get(SiteIntegration, event.integration_id) if event is not None else None
     if event is None or integration is None:
         jobs.finish(claim, JobStatus.failed, None, "The job's integration no longer exists.")
         return {"status": JobStatus.failed}
     job = job_class(claim, event, integration, retries)
+    job.refusal = job.prepare()
+    # The claim and what prepare staged (a sync's ``syncing`` status) commit together; the rows
+    # stay loaded, so opening the client and the body do not read them again.
+    _commit_keeping_rows()
+    return job
+
+
+def run(
+    job_class: type[Job], event_id: int, task_id: str | None, retries: int = 0, max_retries: int = 0
+) -> dict[str, Any]:
+    started = _start(job_class, event_id, task_id, retries)
+    if not isinstance(started, Job):
+        return started
+    job, claim, event, integration = started, started.claim, started.event, started.integration
     try:
-        reason = job.prepare()
-        if reason is not None:
-            outcome = Outcome(JobStatus.failed, job.details(), reason)
+        if job.refusal is not None:
+            outcome = Outcome(JobStatus.failed, job.details(), job.refusal)
         elif job.uses_client:
             with jobs.keep_alive(claim), client_for(integration) as client:
                 _end_transaction(event, integration)
@@ -156,12 +181,24 @@ def run(
         logger.exception("sync event %s failed unexpectedly", event_id)
         message = f"Internal error ({type(exc).__name__}); see the worker log."
         outcome = Outcome(JobStatus.failed, job.details(), message, job.done())
+    # The final state (with whatever the body left uncommitted, e.g. a pull's last page), then
+    # the job's own completion (a sync's schedule) in the same transaction: a job that lost its
+    # claim writes none of it.
     finished = jobs.finish(
-        claim, outcome.status, outcome.details, outcome.error, outcome.done, update_integration=job.updates_integration
+        claim,
+        outcome.status,
+        outcome.details,
+        outcome.error,
+        outcome.done,
+        update_integration=job.updates_integration,
+        total=outcome.total,
+        checkpoint=outcome.checkpoint,
+        commit=False,
     )
     if not finished:
         return {"status": "abandoned"}
     job.finished(outcome)
+    db.session.commit()  # nothing left when finished() committed
     logger.info("sync event %s finished: %s", event_id, outcome.status)
     return {"status": outcome.status}
 
@@ -248,14 +285,13 @@ class SyncJob(Job):
             done, total = (self.checkpoint.get("progress") or [0, 0])[:2]
             self.progress.done, self.progress.total = int(done or 0), total
             self.extra["resumed"] = True
+        self.service: ContentSyncService | None = None
+        self.final_checkpoint: dict[str, Any] | None = None  # left for the finish to write
 
     def prepare(self) -> str | None:
         if not self.integration.is_active or not self.integration.sync_enabled:
             return "The integration was deactivated or its sync disabled before the job ran."
-        self.integration.sync_status = SyncStatus.syncing
-        # The event and integration were read in this transaction: keep them loaded, so opening
-        # the client and the body do not read them again (one transaction less per sync).
-        _commit_keeping_rows()
+        self.integration.sync_status = SyncStatus.syncing  # committed with the claim
         return None
 
     def details(self) -> dict[str, Any]:
@@ -268,8 +304,13 @@ class SyncJob(Job):
         }
 
     def finished(self, outcome: Outcome) -> None:
-        # The schedule moves on (or backs off / pauses) after manual and scheduled syncs alike.
+        # The schedule moves on (or backs off / pauses) after manual and scheduled syncs alike;
+        # it commits the final state with it.
         schedule.after_sync_job(self.event.id, outcome.status, outcome.failed_stage)
+
+    def made_progress(self) -> bool:
+        # A pull that found nothing keeps its position in memory only (nothing to commit it with).
+        return super().made_progress() or bool(self.service is not None and self.service.checkpoint)
 
     def done(self) -> int | None:
         return self.progress.done
@@ -292,6 +333,7 @@ class SyncJob(Job):
                 save_checkpoint=lambda state, done, total: jobs.save_checkpoint(self.claim, state, done, total),
                 max_pages=int(current_app.config["SYNC_SLICE_PAGES"]),
             )
+            self.service = service
             if self.direction == "reconcile":
                 # Not sliced nor checkpointed: a rerun only lists ids again and fetches what differs.
                 self.extra.update(reconcile(service))
@@ -304,6 +346,9 @@ class SyncJob(Job):
                         self.claim, {**service.checkpoint, "phase": "push"}, self.progress.done, self.progress.total
                     )
                     db.session.commit()
+                else:
+                    # The pull left its last writes and position uncommitted: the finish commits them.
+                    self.final_checkpoint = service.checkpoint
             elif self.checkpoint.get("phase") == "push":
                 self.extra["incremental"] = self.checkpoint.get("incremental_used") or {}
             if self.direction in ("to_external", "both"):
@@ -311,16 +356,25 @@ class SyncJob(Job):
                 self.progress.report()
                 service.push(count_unchanged=self.direction == "to_external")
         counts = self.counts
-        if not counts.errors:
-            return Outcome(JobStatus.success, self.details(), None, self.progress.done)
-        named = ", ".join(_item_name(item) for item in counts.failed_items[:5])
-        error = f"{counts.errors} item(s) could not be synced: {named}"
-        return Outcome(JobStatus.partial, self.details(), error, self.progress.done)
+        status, error = JobStatus.success, None
+        if counts.errors:
+            named = ", ".join(_item_name(item) for item in counts.failed_items[:5])
+            status, error = JobStatus.partial, f"{counts.errors} item(s) could not be synced: {named}"
+        return Outcome(
+            status,
+            self.details(),
+            error,
+            self.progress.done,
+            total=self.progress.total if self.service is not None else None,
+            checkpoint=self.final_checkpoint,
+        )
 
     def _pull(self, service: ContentSyncService) -> None:
         while True:
             try:
-                service.pull(full=self.full, detect_conflicts=True)
+                # Nothing follows the pull but the finish (or the push checkpoint, committed at
+                # once): its last writes wait for that commit instead of having their own.
+                service.pull(full=self.full, detect_conflicts=True, defer_tail=True)
                 return
             except SliceDone:
                 if jobs.hand_off(self.claim, self.task_name, self.details()):

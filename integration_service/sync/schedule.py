@@ -216,47 +216,73 @@ def carried_details(details: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def after_sync_job(event_id: int, status: str, failed_stage: str | None = None) -> None:
-    """Called by the sync runner once a sync job (manual or scheduled) wrote its final state:
-    updates the schedule and the job metrics. Never raises into the job."""
+    """Once a sync job (manual or scheduled) has its final state: moves the schedule on (or backs
+    off / pauses it), commits, then records the job metrics. The sync runner calls it with the
+    job's final state written but not committed, so both commit together (a job ends in one
+    transaction, not two); recovery calls it after committing its own. A schedule that cannot be
+    computed is logged and the final state commits without it; a failing commit raises (the
+    final state it carries was not written either)."""
+    observed: tuple[str, float, float | None] | None = None
     try:
-        _after_sync_job(event_id, status, failed_stage)
+        observed = _stage_schedule(event_id, status, failed_stage)
     except Exception:
-        db.session.rollback()
         logger.exception("sync event %s: could not update the schedule", event_id)
+    db.session.commit()
+    if observed is not None:
+        # After the commit: Redis round trips never hold the job's transaction open.
+        trigger, duration, lag = observed
+        metrics.observe_job(trigger, status, duration)
+        if lag is not None:
+            metrics.observe_scheduler_lag(lag)
 
 
-def _after_sync_job(event_id: int, status: str, failed_stage: str | None) -> None:
+_SCHEDULE_COLUMNS = (
+    SiteIntegration.sync_failure_count,
+    SiteIntegration.sync_interval_minutes,
+    SiteIntegration.paused_reason,
+)
+
+
+def _stage_schedule(event_id: int, status: str, failed_stage: str | None) -> tuple[str, float, float | None] | None:
+    """Stage the schedule's next state in the current transaction (nothing is written until every
+    value is computed); returns the metrics to record (trigger, duration, scheduler lag)."""
     event = db.session.get(SyncEvent, event_id)
     if event is None:
-        return
-    integration = db.session.get(SiteIntegration, event.integration_id)
+        return None
     now = utcnow()
     details = event.details or {}
     trigger = details.get("trigger", TRIGGER_MANUAL)
+    observed: tuple[str, float, float | None] | None = None
     if event.started_at is not None:
-        metrics.observe_job(trigger, status, (now - event.started_at).total_seconds())
+        lag = None
         if details.get("due_at"):
-            due_at = datetime.fromisoformat(details["due_at"])
-            metrics.observe_scheduler_lag((event.started_at - due_at).total_seconds())
-    if integration is None:
-        return
-    outcome = outcome_after_job(
-        status,
-        failed_stage,
-        integration.sync_failure_count or 0,
-        integration.sync_interval_minutes,
-        now,
-        policy(),
-        integration.paused_reason,
-    )
-    integration.sync_failure_count = outcome.failure_count
-    integration.next_sync_at = outcome.next_sync_at
-    if outcome.paused_reason != integration.paused_reason:
-        logger.warning("integration %s: schedule paused (%s)", integration.id, outcome.paused_reason)
-    integration.paused_reason = outcome.paused_reason
+            lag = (event.started_at - datetime.fromisoformat(details["due_at"])).total_seconds()
+        observed = (trigger, (now - event.started_at).total_seconds(), lag)
+    # Read now, not from the row the job loaded when it started: the interval may have changed
+    # since, and the failure count is the schedule's own.
+    row = db.session.execute(
+        db.select(*_SCHEDULE_COLUMNS).where(SiteIntegration.id == event.integration_id)
+    ).one_or_none()
+    if row is None:
+        return observed
+    failures, interval, current_pause = row
+    outcome = outcome_after_job(status, failed_stage, failures or 0, interval, now, policy(), current_pause)
+    values: dict[str, Any] = {
+        "sync_failure_count": outcome.failure_count,
+        "next_sync_at": outcome.next_sync_at,
+        "paused_reason": outcome.paused_reason,
+    }
+    if outcome.paused_reason != current_pause:
+        logger.warning("integration %s: schedule paused (%s)", event.integration_id, outcome.paused_reason)
     if details.get("sweep") == KIND_RECONCILE and status != JobStatus.failed:
-        integration.next_reconcile_at = now + timedelta(minutes=policy().reconcile_interval_minutes)
-    db.session.commit()
+        values["next_reconcile_at"] = now + timedelta(minutes=policy().reconcile_interval_minutes)
+    db.session.execute(
+        update(SiteIntegration)
+        .where(SiteIntegration.id == event.integration_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return observed
 
 
 # ------------------------------------------------------------------------------ dispatcher
