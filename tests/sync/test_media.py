@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -319,11 +320,14 @@ def test_concurrent_jobs_upload_the_same_new_image_once(site, wp, host, app, sam
     urls = [host.serve("same.png", RED)] * 4 if same_url else [host.serve(f"same-{i}.png", RED) for i in range(4)]
     results: list[Any] = []
     errors: list[BaseException] = []
+    # Only the id crosses into the threads (as a job gets only ids): ``site`` belongs to the test's
+    # session, and four threads refreshing it at once would share that session's connection.
+    site_ref = SimpleNamespace(id=site.id)
 
     def run(url: str) -> None:
         with app.app_context():
             try:
-                results.append(prepare(site, f'<img src="{url}">'))
+                results.append(prepare(site_ref, f'<img src="{url}">'))
             except BaseException as exc:
                 errors.append(exc)
             finally:
