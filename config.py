@@ -235,8 +235,11 @@ class Config:
     MEDIA_LOCK_WAIT_SECONDS = float(os.environ.get("MEDIA_LOCK_WAIT_SECONDS", "30"))
     # A site's REST root, post types and taxonomies are remembered this long between syncs
     # (platforms/wordpress/site_cache.py; in REDIS_URL, shared by every worker; 0: never), and
-    # dropped everywhere by a structure push, a metadata sync, a reconcile or a 404.
-    WP_STRUCTURE_CACHE_SECONDS = float(os.environ.get("WP_STRUCTURE_CACHE_SECONDS", "900"))
+    # dropped everywhere by a structure push, a metadata sync, a reconcile or a 404. Several
+    # sync intervals long (6 h against the usual 15 minutes): a TTL of one interval lapsed just
+    # before most syncs, which then asked the site three more times. A site without the
+    # companion plugin (no structure push) shows a new post type within that long.
+    WP_STRUCTURE_CACHE_SECONDS = float(os.environ.get("WP_STRUCTURE_CACHE_SECONDS", "21600"))
     # The whole synchronous connection test (every request, retry and wait) shares this budget;
     # it must stay well under the web server's worker timeout (gunicorn.conf.py: 30 s), or the
     # worker is killed mid-test and the client gets no JSON answer.

@@ -81,6 +81,9 @@ def _ping(url: str) -> bool:
 def start_emulator(settings: dict[str, Any]) -> tuple[fleet.Emulator, dict[int, str]]:
     cmd = [str(common.VENV_BIN / "python"), "-m", "bench.fleet_wp", "--sites", str(settings["sites"])]
     cmd += ["--posts", "5", "--latency-range", settings["latency_range"], "--faults", settings["faults"]]
+    # A hung site answers just after the client gave up (as PHP's max_execution_time ends it), so
+    # the politeness figure counts the requests a client still waits on, not the abandoned ones.
+    cmd += ["--hang-seconds", str(settings["read_timeout"] + 1)]
     proc = common.start_process("fleetx-wp", cmd)
     found: dict[str, Any] = {}
 

@@ -154,10 +154,12 @@ class FleetEmulator:
         latency_range: tuple[float, float] | None = None,
         faults: dict[int, str] | None = None,
         slow_range: tuple[float, float] = (2.0, 5.0),
+        hang_seconds: float = HANG_SECONDS,
     ) -> None:
         pages = page_counts or [0] * len(post_counts)
         faults = faults or {}
         self.host = host
+        self.hang_seconds = hang_seconds
         self.sites = [
             Site(
                 number=i,
@@ -277,7 +279,7 @@ class FleetEmulator:
         try:
             delay = random.uniform(*site.latency_range) if site.latency_range else site.latency
             if site.fault == "hang":
-                delay = HANG_SECONDS
+                delay = self.hang_seconds
             if delay:
                 await asyncio.sleep(delay)
             parts = urlsplit(target)
@@ -414,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--faults", default="", help="share of sites per fault, e.g. slow=0.05,hang=0.01,rate_limited=0.01,auth=0.01"
     )
+    parser.add_argument(
+        "--hang-seconds",
+        type=float,
+        default=HANG_SECONDS,
+        help="how long a hanging site takes to answer (just past the client's read timeout: a request "
+        "its client gave up on then stops counting as in flight before the client's retry comes)",
+    )
     parser.add_argument("--seed", type=int, default=22)
     args = parser.parse_args(argv)
     counts = ([args.big] if args.big else []) + [args.posts] * args.sites
@@ -424,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         latency_range=parse_range(args.latency_range),
         faults=assign_faults(len(counts), parse_shares(args.faults), args.seed, first=1 if args.big else 0),
         slow_range=parse_range(args.slow_range) or (2.0, 5.0),
+        hang_seconds=args.hang_seconds,
     )
 
     async def run() -> None:

@@ -56,7 +56,7 @@ class HttpSettings:
     # Where a site's REST root, post types and taxonomies are remembered between syncs
     # (``wordpress.site_cache``): Redis (REDIS_URL), shared by every worker, or this process.
     structure_cache_url: str | None = None
-    structure_cache_seconds: float = 900.0  # WP_STRUCTURE_CACHE_SECONDS; 0: not remembered
+    structure_cache_seconds: float = 21600.0  # WP_STRUCTURE_CACHE_SECONDS; 0: not remembered
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HttpSettings:
@@ -72,7 +72,7 @@ class HttpSettings:
             max_retry_wait=float(config["WP_MAX_RETRY_WAIT"]),
             politeness=politeness,
             structure_cache_url=config.get("REDIS_URL") or None,
-            structure_cache_seconds=float(config.get("WP_STRUCTURE_CACHE_SECONDS", 900.0)),
+            structure_cache_seconds=float(config.get("WP_STRUCTURE_CACHE_SECONDS", 21600.0)),
         )
 
 

@@ -25,11 +25,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,12 +39,10 @@ from kombu import Connection
 from sqlalchemy import select
 
 from bench.images import ImageServer, noisy_jpeg, png
-from config import TestingConfig, celery_settings
-from integration_service import create_app
 from integration_service.extensions import db
 from integration_service.models import Content, JobStatus, SiteMedia, SyncEvent
 from integration_service.sync.media_html import find_images
-from tests.integration.conftest import Worker, _unavailable_reason, spawn_celery
+from tests.support.live_worker import Worker, live_celery_app, require_services, start_workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -63,42 +59,19 @@ DISTINCT_IMAGES = 3  # cover.png, c.png and the bytes a.jpg and copy/b.jpg share
 
 @pytest.fixture(autouse=True)
 def _require_services() -> None:
-    reason = _unavailable_reason()
-    if reason:
-        if os.environ.get("REQUIRE_E2E"):
-            pytest.fail(f"this test needs PostgreSQL and Redis: {reason}")
-        pytest.skip(f"skipped: {reason}")
+    require_services("this test")
 
 
 @pytest.fixture
 def live_app(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
     """The test app, but its Celery really sends to Redis (as tests/integration's ``live_app``)."""
-    celery_config = {**celery_settings(redis_url, tmp_path), "task_always_eager": False}
-    live = create_app(TestingConfig, overrides={"SQLALCHEMY_DATABASE_URI": database_url, "CELERY": celery_config})
-    app.extensions["celery"].set_default()
-    app.extensions["celery"].set_current()
-    yield live
-    with live.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with live_celery_app(app, database_url, redis_url, tmp_path) as live:
+        yield live
 
 
 @pytest.fixture
 def start_worker(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Any]:
-    workers: list[Worker] = []
-
-    def start(**extra_env: str) -> Worker:
-        args = [
-            "worker", "-Q", "sync,short", "--concurrency=2", "--loglevel=INFO",
-            "-n", f"pkill-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
-        worker = spawn_celery(
-            app, database_url, redis_url, tmp_path, f"worker-{len(workers)}.log", args, **WORKER_ENV, **extra_env
-        )
-        workers.append(worker)
-        worker.wait_ready()
-        return worker
-
+    workers, start = start_workers(app, database_url, redis_url, tmp_path, "pkill", **WORKER_ENV)
     yield start
     for worker in workers:
         worker.kill()  # idle by now: no warm shutdown to wait for

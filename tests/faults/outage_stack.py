@@ -1,5 +1,5 @@
 """The service as real processes for the outage tests (issue 20): gunicorn with the repository's
-gunicorn.conf.py, a Celery worker (prefork, as in production) and celery beat, on a database
+gunicorn.conf.py, a Celery worker (the default layout: threads pool, every queue) and celery beat, on a database
 and a Redis the test names, plus a small requests-based client that speaks the API.
 """
 
@@ -15,7 +15,7 @@ from flask import Flask
 
 from tests.api.test_webhooks import signed_headers
 from tests.e2e.service_server import ServiceServer
-from tests.integration.conftest import Worker, spawn_celery
+from tests.support.live_worker import Worker, spawn_celery
 
 BASE = "/api/v1/integration/integrations"
 CONTENT = "/api/v1/writer/content/"

@@ -1,5 +1,5 @@
 """Redis goes away under a running service (issue 20, items 1 and 2), against real processes:
-gunicorn with gunicorn.conf.py, a prefork Celery worker and celery beat, all on a Redis of the
+gunicorn with gunicorn.conf.py, a Celery worker (threads pool, as by default) and celery beat, all on a Redis of the
 test's own (tests/support/redis_server.py; the shared Redis is never touched) that the test
 stops, later kills with SIGKILL mid-sync, and starts again.
 

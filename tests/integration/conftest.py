@@ -7,12 +7,6 @@ REQUIRE_E2E set (CI) they fail instead of skipping.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,91 +14,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from config import TestingConfig, celery_settings
-from integration_service import create_app
-from integration_service.extensions import db as _db
+from tests.support.live_worker import live_celery_app, require_services, start_workers
 from tests.workers.fakewp import FakeWordPress
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKER_READY_TIMEOUT = 60
-
-
-def _unavailable_reason() -> str | None:
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
-        return "TEST_DATABASE_URL is not a PostgreSQL URL"
-    if not os.environ.get("TEST_REDIS_URL"):
-        return "TEST_REDIS_URL is not set"
-    return None
 
 
 @pytest.fixture(autouse=True)
 def _require_services() -> None:
-    reason = _unavailable_reason()
-    if reason:
-        if os.environ.get("REQUIRE_E2E"):
-            pytest.fail(f"integration tests need PostgreSQL and Redis: {reason}")
-        pytest.skip(f"integration tests skipped: {reason}")
-
-
-class Worker:
-    """One worker process (its own process group, so SIGKILL reaches the pool children too)."""
-
-    def __init__(self, process: subprocess.Popen, log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if " ready." in self.log():
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"the worker did not become ready in {timeout:.0f} s:\n{self.log()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children): no chance to clean up."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def spawn_celery(
-    app: Flask, database_url: str, redis_url: str, tmp_path: Path, log_name: str, args: list[str], **extra_env: str
-) -> Worker:
-    """``celery -A celery_app <args>`` in its own process group, on the test database and Redis."""
-    log_path = tmp_path / log_name
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "ENCRYPTION_KEYS": app.config["ENCRYPTION_KEYS"],
-        "ALLOW_PRIVATE_TARGETS": "1",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "PYTHONUNBUFFERED": "1",
-        **extra_env,
-    }
-    command = [sys.executable, "-m", "celery", "-A", "celery_app", *args]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Worker(process, log_path)
+    require_services("integration tests")
 
 
 @pytest.fixture
@@ -121,18 +37,7 @@ def served_wp() -> Iterator[FakeWordPress]:
 def start_worker(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Any]:
     """``start_worker(**env)`` starts a real worker on the queues sync and short; all are stopped
     after the test (before the database is cleaned)."""
-    workers: list[Worker] = []
-
-    def start(**extra_env: str) -> Worker:
-        args = [
-            "worker", "-Q", "sync,short", "--concurrency=2", "--loglevel=INFO",
-            "-n", f"itest-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
-        worker = spawn_celery(app, database_url, redis_url, tmp_path, f"worker-{len(workers)}.log", args, **extra_env)
-        workers.append(worker)
-        worker.wait_ready()
-        return worker
-
+    workers, start = start_workers(app, database_url, redis_url, tmp_path, "itest")
     yield start
     for worker in workers:
         worker.stop()
@@ -141,16 +46,5 @@ def start_worker(app: Flask, database_url: str, redis_url: str, tmp_path: Path) 
 @pytest.fixture
 def live_app(app: Flask, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
     """An app like the test app but whose Celery really sends to Redis (not eager)."""
-    celery_config = {
-        **celery_settings(redis_url, tmp_path),
-        "task_always_eager": False,
-    }
-    live = create_app(TestingConfig, overrides={"SQLALCHEMY_DATABASE_URI": database_url, "CELERY": celery_config})
-    # The eager test app stays the default and current one elsewhere (creating a Celery app makes
-    # it current: shared_task proxies called by later tests would send to this one's Redis).
-    app.extensions["celery"].set_default()
-    app.extensions["celery"].set_current()
-    yield live
-    with live.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+    with live_celery_app(app, database_url, redis_url, tmp_path) as live:
+        yield live

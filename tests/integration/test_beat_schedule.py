@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integration_service.extensions import db
 from integration_service.models import Content, SiteIntegration, SyncEvent, utcnow
-from tests.integration.conftest import Worker, spawn_celery
+from tests.support.live_worker import Worker, spawn_celery
 from tests.workers.fakewp import make_integration
 
 pytestmark = pytest.mark.integration

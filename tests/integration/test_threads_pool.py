@@ -17,7 +17,7 @@ import pytest
 from bench.fleet_wp import FleetEmulator
 from integration_service.extensions import db
 from integration_service.models import FINAL_JOB_STATUSES, SyncEvent, utcnow
-from tests.integration.conftest import Worker, spawn_celery
+from tests.support.live_worker import Worker, spawn_celery
 from tests.workers.fakewp import make_integration
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from config import SERVICE_QUEUES, TestingConfig, celery_settings
+from config import SERVICE_QUEUES, TestingConfig
 from integration_service import create_app
 from integration_service.sync import queues
+from tests.support.live_worker import live_celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,20 +96,8 @@ def queue_redis():
 @pytest.fixture
 def redis_app(app, queue_redis, tmp_path):
     """The test app with its Celery on TEST_REDIS_URL (not eager), as the web process has it."""
-    celery_config = {**celery_settings(queue_redis, tmp_path), "task_always_eager": False}
-    live = create_app(
-        TestingConfig,
-        overrides={"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "CELERY": celery_config},
-    )
-    # Creating a Celery app makes it the current one: give that back to the eager test app.
-    app.extensions["celery"].set_default()
-    app.extensions["celery"].set_current()
-    yield live
-    with live.app_context():
-        from integration_service.extensions import db
-
-        db.session.remove()
-        db.engine.dispose()
+    with live_celery_app(app, app.config["SQLALCHEMY_DATABASE_URI"], queue_redis, tmp_path) as live:
+        yield live
 
 
 def test_readyz_warns_when_jobs_wait_on_a_queue_no_worker_reads(redis_app, queue_redis):

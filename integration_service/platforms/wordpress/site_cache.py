@@ -38,7 +38,7 @@ from .discovery import RestRoot
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 900.0
+DEFAULT_TTL_SECONDS = 21600.0  # WP_STRUCTURE_CACHE_SECONDS (config.py says why 6 h)
 KEY_PREFIX = "igny8:wp:shape:"
 PARTS = ("root", "types", "taxonomies")
 MAX_ENTRIES = 100_000  # in-process store: ~2 KB each, a whole fleet fits; past this the oldest half goes
