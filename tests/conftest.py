@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from integration_service import metrics
 from integration_service.platforms.wordpress import site_cache
 
 # Before config is imported: a developer's .env (scripts/dev.sh --redis writes one) must not
@@ -89,6 +90,15 @@ def _clean_database() -> None:
                 connection.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), 1, false)"), {"t": table.name})
 
 
+def _drop_metrics_stores() -> None:
+    """Forget the metrics Redis stores earlier tests made: one whose Redis is gone (a test of an
+    unreachable store) keeps its unsent counts and would try them again in every later flush."""
+    for redis_store in list(metrics._redis_stores.values()):
+        redis_store.forget_pending()
+        redis_store.client.close()
+    metrics._redis_stores.clear()
+
+
 @pytest.fixture(autouse=True)
 def db(app: Flask, redis_url: str | None) -> Iterator[Any]:
     """A clean database (and rate-limit store, and Redis) for every test, inside an app context."""
@@ -96,6 +106,7 @@ def db(app: Flask, redis_url: str | None) -> Iterator[Any]:
         limiter.reset()
         reset_politeness()  # in-process site back-offs and slots
         site_cache.clear()  # the REST roots and structures remembered between syncs
+        _drop_metrics_stores()
         if redis_url:
             import redis
 
