@@ -24,3 +24,15 @@ def wordpress_site():
     if reason and not os.environ.get("REQUIRE_E2E"):
         pytest.skip(f"WordPress end-to-end tests skipped: {reason}")
     return wordpress.start_site(name=name, port=port, activate_plugin=True)
+
+
+@pytest.fixture
+def integration(factory, site, wordpress_site):
+    """A WordPress integration of ``site`` on the test WordPress, with its application password
+    and the site's API key (what the plugin's lookups use)."""
+    credentials = {
+        "api_key": site.plain_api_key,
+        "username": wordpress_site.admin_user,
+        "app_password": wordpress_site.app_password,
+    }
+    return factory.integration(site, config_json={"site_url": wordpress_site.url}, credentials_json=credentials)

@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from bench.images import ImageServer, noisy_jpeg, png
+from bench.images import noisy_jpeg, png
 from integration_service.extensions import db
 from integration_service.models import SiteMedia
 from integration_service.platforms.base import PostInput
@@ -23,6 +23,7 @@ from integration_service.platforms.wordpress import WordPressClient
 from integration_service.platforms.wordpress.media import WordPressMedia
 from integration_service.sync.media import MediaSettings, prepare_media, upload_filename
 from integration_service.sync.media_html import find_images
+from tests.e2e.article import article_images
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +41,9 @@ def attachment_count(site: Any) -> int:
 
 @pytest.fixture
 def images():
-    shared = noisy_jpeg(1, 120_000)
-    files = {"/cover.png": png((10, 120, 200), (1200, 630)), "/a.jpg": shared, "/copy/b.jpg": shared}
-    files["/c.png"] = png((200, 50, 50), (800, 600))
-    with ImageServer(files) as server:
+    with article_images(
+        noisy_jpeg(1, 120_000), png((10, 120, 200), (1200, 630)), png((200, 50, 50), (800, 600))
+    ) as server:
         yield server
 
 

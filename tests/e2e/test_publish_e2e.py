@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from bench.images import ImageServer, noisy_jpeg, png
+from bench.images import noisy_jpeg, png
 from integration_service.extensions import db
 from integration_service.models import Content, SyncEvent
 from integration_service.sync.media_html import find_images
 from integration_service.sync.push_publishing import SEO_NEEDS_PLUGIN
+from tests.e2e.article import article_images, inline_images_html
 
 pytestmark = pytest.mark.e2e
 BASE = "/api/v1/integration/integrations"
@@ -28,21 +29,10 @@ PLUGIN_ADMIN = "require_once ABSPATH . 'wp-admin/includes/plugin.php'; const PLU
 
 @pytest.fixture
 def images():
-    shared = noisy_jpeg(7, 120_000)
-    files = {"/cover.png": png((10, 120, 200), (1200, 630)), "/a.jpg": shared, "/copy/b.jpg": shared}
-    files["/c.png"] = png((200, 50, 50), (800, 600))
-    with ImageServer(files) as server:
+    with article_images(
+        noisy_jpeg(7, 120_000), png((10, 120, 200), (1200, 630)), png((200, 50, 50), (800, 600))
+    ) as server:
         yield server
-
-
-@pytest.fixture
-def integration(factory, site, wordpress_site):
-    credentials = {
-        "api_key": site.plain_api_key,
-        "username": wordpress_site.admin_user,
-        "app_password": wordpress_site.app_password,
-    }
-    return factory.integration(site, config_json={"site_url": wordpress_site.url}, credentials_json=credentials)
 
 
 def attachment_count(site: Any) -> int:
@@ -66,11 +56,7 @@ def publish(editor_client, integration, content: Content) -> SyncEvent:
 
 
 def test_an_article_with_images_is_published_whole(wordpress_site, editor_client, factory, site, integration, images):
-    html = (
-        f'<p>Intro</p><figure class="wp-block-image"><img src="{images.url("/a.jpg")}" alt="First"/></figure>'
-        f'<p><img src="{images.url("/copy/b.jpg")}" alt="Same bytes"> and '
-        f'<img src="{images.url("/c.png")}" alt="Red"></p>'
-    )
+    html = inline_images_html(images)
     content = factory.content(
         site,
         title="Publish e2e",

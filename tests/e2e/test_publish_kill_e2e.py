@@ -42,6 +42,7 @@ from bench.images import ImageServer, noisy_jpeg, png
 from integration_service.extensions import db
 from integration_service.models import Content, JobStatus, SiteMedia, SyncEvent
 from integration_service.sync.media_html import find_images
+from tests.e2e.article import article_images, inline_images_html
 from tests.support.live_worker import Worker, live_celery_app, require_services, start_workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -133,10 +134,8 @@ def hold(wordpress_site: Any) -> Iterator[Hold]:
 @pytest.fixture
 def images() -> Iterator[ImageServer]:
     # New bytes on every run: the site keeps the attachments of earlier runs, which must not match.
-    shared = noisy_jpeg(secrets.randbelow(2**31), 60_000)
-    files = {"/cover.png": png(tuple(secrets.token_bytes(3)), (600, 315)), "/a.jpg": shared, "/copy/b.jpg": shared}
-    files["/c.png"] = png(tuple(secrets.token_bytes(3)), (400, 300))
-    with ImageServer(files) as server:
+    cover, red = png(tuple(secrets.token_bytes(3)), (600, 315)), png(tuple(secrets.token_bytes(3)), (400, 300))
+    with article_images(noisy_jpeg(secrets.randbelow(2**31), 60_000), cover, red) as server:
         yield server
 
 
@@ -211,25 +210,27 @@ def wait_finished(event_id: int, worker: Worker, timeout: float = 45) -> SyncEve
     indirect=["plugin"],
 )
 def test_a_worker_killed_mid_publish_leaves_no_duplicate(
-    kill_at, recovery, plugin, hold, live_app, start_worker, wordpress_site, factory, site, editor, images, redis_url
+    kill_at,
+    recovery,
+    plugin,
+    hold,
+    live_app,
+    start_worker,
+    wordpress_site,
+    factory,
+    site,
+    editor,
+    images,
+    redis_url,
+    integration,
 ):
     """``redelivered``: the broker hands the task to the next worker, the same job ends success.
     ``published again``: the production defaults' path (the visibility timeout, an hour, is far
     longer than SYNC_STUCK_AFTER_SECONDS): the next worker's sweep marks the silent job failed (a
     publish is not resumed), and the client publishes again; the new job ends success."""
     started = time.monotonic()
-    credentials = {
-        "api_key": site.plain_api_key,
-        "username": wordpress_site.admin_user,
-        "app_password": wordpress_site.app_password,
-    }
-    integration = factory.integration(site, config_json={"site_url": wordpress_site.url}, credentials_json=credentials)
     title = f"Killed mid-publish {secrets.token_hex(4)}"
-    html = (
-        f'<p>Intro</p><figure class="wp-block-image"><img src="{images.url("/a.jpg")}" alt="First"/></figure>'
-        f'<p><img src="{images.url("/copy/b.jpg")}" alt="Same bytes"> and '
-        f'<img src="{images.url("/c.png")}" alt="Red"></p>'
-    )
+    html = inline_images_html(images)
     content = factory.content(
         site,
         # The site keeps the posts of earlier runs, whose _igny8_content_id are this database's

@@ -15,16 +15,6 @@ pytestmark = pytest.mark.e2e
 BASE = "/api/v1/integration/integrations"
 
 
-@pytest.fixture
-def integration(factory, site, wordpress_site):
-    credentials = {
-        "api_key": site.plain_api_key,
-        "username": wordpress_site.admin_user,
-        "app_password": wordpress_site.app_password,
-    }
-    return factory.integration(site, config_json={"site_url": wordpress_site.url}, credentials_json=credentials)
-
-
 def wp_get(wordpress_site, route: str, **params):
     response = requests.get(
         wordpress_site.rest(route), params=params, auth=wordpress_site.app_password_auth, timeout=30

@@ -10,8 +10,7 @@ from typing import Any
 from flask import Flask
 
 from config import TestingConfig
-from integration_service import create_app
-from integration_service.extensions import db
+from tests.support.side_app import side_app
 
 
 @contextmanager
@@ -28,13 +27,5 @@ def dead_broker_app(test_app: Flask, database_url: str, **config: Any) -> Iterat
     }
     if database_url.startswith("sqlite"):
         overrides["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    broken = create_app(TestingConfig, overrides=overrides)
-    # Creating a Celery app makes it the current one: keep the shared tasks on the test app's.
-    test_app.extensions["celery"].set_default()
-    test_app.extensions["celery"].set_current()
-    try:
+    with side_app(test_app, overrides) as broken:
         yield broken
-    finally:
-        with broken.app_context():
-            db.session.remove()
-            db.engine.dispose()

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from config import TestingConfig, celery_settings
-from integration_service import create_app
-from integration_service.extensions import db
+from config import celery_settings
+from tests.support.side_app import side_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_READY_TIMEOUT = 60
@@ -128,14 +127,5 @@ def start_workers(
 def live_celery_app(app: Flask, database_url: str, broker_url: str, tmp_path: Path) -> Iterator[Flask]:
     """An app like the test app ``app`` but whose Celery really sends to ``broker_url`` (not eager)."""
     celery_config = {**celery_settings(broker_url, tmp_path), "task_always_eager": False}
-    live = create_app(TestingConfig, overrides={"SQLALCHEMY_DATABASE_URI": database_url, "CELERY": celery_config})
-    # The eager test app stays the default and current one elsewhere (creating a Celery app makes
-    # it current: shared_task proxies called by later tests would send to this one's Redis).
-    app.extensions["celery"].set_default()
-    app.extensions["celery"].set_current()
-    try:
+    with side_app(app, {"SQLALCHEMY_DATABASE_URI": database_url, "CELERY": celery_config}) as live:
         yield live
-    finally:
-        with live.app_context():
-            db.session.remove()
-            db.engine.dispose()
