@@ -72,7 +72,7 @@ class HttpSettings:
             max_retry_wait=float(config["WP_MAX_RETRY_WAIT"]),
             politeness=politeness,
             structure_cache_url=config.get("REDIS_URL") or None,
-            structure_cache_seconds=float(config.get("WP_STRUCTURE_CACHE_SECONDS", 21600.0)),
+            structure_cache_seconds=float(config["WP_STRUCTURE_CACHE_SECONDS"]),
         )
 
 

@@ -160,25 +160,11 @@ def publish(event_id: int, task_id: str | None, task_name: str) -> None:
     )
 
 
-# False inside ``claim_uncommitted``: ``claim`` leaves its UPDATE to the caller's commit.
-_CLAIM_COMMITS: ContextVar[bool] = ContextVar("sync_claim_commits", default=True)
-
-
-@contextmanager
-def claim_uncommitted() -> Iterator[None]:
-    """The runner starts a job in one transaction: the claim, the job's rows read after it and
-    what the job prepares (a sync's ``syncing`` status) commit together, not in two."""
-    token = _CLAIM_COMMITS.set(False)
-    try:
-        yield
-    finally:
-        _CLAIM_COMMITS.reset(token)
-
-
-def claim(event_id: int, task_id: str | None) -> Claim | None:
+def claim(event_id: int, task_id: str | None, *, commit: bool = True) -> Claim | None:
     """Take ownership of a queued job (or of a running one redelivered with the same task id,
     after its worker died). Returns None when the job is gone, finished or owned by another task.
-    Commits, except inside ``claim_uncommitted``."""
+    With ``commit=False`` the caller commits: the runner starts a job in one transaction (the
+    claim, the job's rows read after it and what the job prepares, e.g. a sync's ``syncing``)."""
     token = str(uuid.uuid4())
     now = utcnow()
     takeover = and_(SyncEvent.status == JobStatus.running, SyncEvent.task_id == task_id) if task_id else false()
@@ -195,7 +181,7 @@ def claim(event_id: int, task_id: str | None) -> Claim | None:
         )
         .execution_options(synchronize_session=False)
     )
-    if _CLAIM_COMMITS.get():
+    if commit:
         db.session.commit()
     if rowcount(result) != 1:
         return None

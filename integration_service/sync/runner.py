@@ -124,8 +124,7 @@ def _start(job_class: type[Job], event_id: int, task_id: str | None, retries: in
 
 
 def _claim_and_prepare(job_class: type[Job], event_id: int, task_id: str | None, retries: int) -> Job | dict[str, Any]:
-    with jobs.claim_uncommitted():
-        claim = jobs.claim(event_id, task_id)
+    claim = jobs.claim(event_id, task_id, commit=False)
     if claim is None:
         db.session.rollback()
         logger.info("sync event %s: not claimable (finished, gone or owned elsewhere); skipping", event_id)

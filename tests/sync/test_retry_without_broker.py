@@ -71,7 +71,7 @@ def test_a_claim_rides_out_a_database_restart(app, monkeypatch):
     attempts: list[int] = []
     sleeps: list[float] = []
 
-    def claim(event_id, task_id):
+    def claim(event_id, task_id, commit=True):
         attempts.append(event_id)
         if len(attempts) < 3:
             raise _lost_connection()
@@ -87,7 +87,7 @@ def test_a_claim_rides_out_a_database_restart(app, monkeypatch):
 def test_a_claim_that_keeps_failing_is_retried_through_the_task(app, monkeypatch):
     from integration_service.sync import jobs
 
-    def claim(event_id, task_id):
+    def claim(event_id, task_id, commit=True):
         raise _lost_connection()
 
     monkeypatch.setattr(jobs, "claim", claim)
