@@ -17,10 +17,9 @@ from integration_service.platforms.base import PostInput
 from integration_service.platforms.http_types import HttpSettings
 from integration_service.platforms.wordpress.client import WordPressClient
 from integration_service.timeutil import iso
-from tests.e2e.test_sync_e2e import integration, sync
+from tests.e2e.test_sync_e2e import sync
 
 pytestmark = pytest.mark.e2e
-__all__ = ["integration"]  # the fixture, shared with the sync tests
 
 
 def php_json(wordpress_site, code: str):
